@@ -1,0 +1,1 @@
+"""Scripts that train the models shipped with the course."""
