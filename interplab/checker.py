@@ -1,0 +1,83 @@
+"""The checks inside a lab notebook.
+
+Each exercise ends with a locked cell::
+
+    lab.check("prev_token_scores", prev_token_scores)      # instant feedback, public inputs
+    ### BEGIN HIDDEN TESTS
+    lab.record("prev_token_scores", prev_token_scores)     # the grader's inputs (hidden)
+    ### END HIDDEN TESTS
+
+While a student works, ``check`` runs their function on the public inputs, compares the
+output with the shipped public references and explains a wrong answer. ``record`` does
+nothing then (students never see it). When the grader or the reference builder runs the
+notebook, it sets ``INTERPLAB_RECORD_DIR``: then both calls only *record* outputs, ``record``
+on the inputs of the seed in ``INTERPLAB_SEED``, and the verdict is reached outside the kernel.
+"""
+
+from __future__ import annotations
+
+import os
+import traceback
+from pathlib import Path
+from typing import Callable
+
+from interplab.answers import Case, as_tensor, save_cases
+from interplab.exercises import PUBLIC_SEED, Exercise, get_lab
+from interplab.judge import judge
+from interplab.reference import HIDDEN, PACKAGE_REFERENCES, PUBLIC, References
+
+RECORD_DIR_ENV = "INTERPLAB_RECORD_DIR"
+SEED_ENV = "INTERPLAB_SEED"
+
+
+class CheckFailed(AssertionError):
+    """A student's answer is wrong; the message says how."""
+
+
+def run_cases(fn: Callable, cases: list[tuple]) -> list[Case]:
+    """Call ``fn`` on every case, keeping each output or the error it raised."""
+    results = []
+    for args in cases:
+        try:
+            results.append(Case(as_tensor(fn(*args))))
+        except Exception as exc:  # a student's bug is an answer too: record it, go on
+            last = traceback.extract_tb(exc.__traceback__)[-1:]
+            where = f" (line {last[0].lineno})" if last else ""
+            results.append(Case(None, f"{type(exc).__name__}: {exc}{where}"))
+    return results
+
+
+class Lab:
+    """A lab's checks, bound to one notebook session."""
+
+    def __init__(self, name: str):
+        self.spec = get_lab(name)
+        record_dir = os.environ.get(RECORD_DIR_ENV)
+        self.record_dir = Path(record_dir) if record_dir else None
+
+    @property
+    def recording(self) -> bool:
+        return self.record_dir is not None
+
+    def check(self, exercise: str, fn: Callable) -> None:
+        """Run ``fn`` on the public inputs: say whether it is right, and why not."""
+        ex = self.spec.exercise(exercise)
+        cases = run_cases(fn, ex.build_cases(PUBLIC_SEED))
+        if self.recording:
+            save_cases(self.record_dir / PUBLIC, exercise, cases)
+            return
+        refs = References.open(PACKAGE_REFERENCES, self.spec.name, PUBLIC)
+        verdict = judge(
+            ex, cases, refs.expected(exercise), refs.mistakes(exercise), lambda: ex.build_cases(PUBLIC_SEED)
+        )
+        if not verdict.passed:
+            raise CheckFailed(f"{exercise}: {verdict.message}")
+        print(f"✅ {exercise}: {verdict.message}.")
+
+    def record(self, exercise: str, fn: Callable) -> None:
+        """Record ``fn``'s outputs on the grader's inputs (only while grading)."""
+        if not self.recording:
+            return
+        ex: Exercise = self.spec.exercise(exercise)
+        seed = int(os.environ.get(SEED_ENV, PUBLIC_SEED))
+        save_cases(self.record_dir / HIDDEN, exercise, run_cases(fn, ex.build_cases(seed)))

@@ -1,0 +1,96 @@
+"""What each lab grades: its exercises, the inputs they are run on, and their tolerances.
+
+Nothing here solves an exercise. A spec says *which inputs* a student's function is called
+on (built from a seed, so the grader's hidden inputs differ from the public ones the student
+checks against) and *how closely* its output must match the reference, which is made by
+running the instructor's solution notebook on the same inputs (see ``interplab.references``).
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+import torch
+
+#: Seed of the inputs behind the checks a student runs while working (public references).
+PUBLIC_SEED = 0
+
+
+@dataclass
+class Inputs:
+    """Builds one exercise's input cases from a seed; every random draw comes from here."""
+
+    seed: int
+    exercise: str
+    _cache: dict[str, Any] = field(default_factory=dict)
+
+    def generator(self, tag: str = "") -> torch.Generator:
+        """A generator seeded by (seed, exercise, tag): independent streams per use."""
+        digest = hashlib.sha256(f"{self.seed}/{self.exercise}/{tag}".encode()).digest()
+        return torch.Generator().manual_seed(int.from_bytes(digest[:8], "little"))
+
+    def randint(self, high: int, size: tuple[int, ...], tag: str, low: int = 0) -> torch.Tensor:
+        return torch.randint(low, high, size, generator=self.generator(tag))
+
+    def randn(self, *size: int, tag: str) -> torch.Tensor:
+        return torch.randn(*size, generator=self.generator(tag))
+
+
+#: A check for answers that are random by design: (answer, reference, the case's inputs) to a
+#: message saying what is wrong, or None when the answer is right.
+PropertyCheck = Callable[[torch.Tensor, torch.Tensor, tuple], "str | None"]
+
+
+@dataclass(frozen=True)
+class Exercise:
+    """One graded exercise: a function the student writes, and how it is judged."""
+
+    name: str
+    cases: Callable[[Inputs], list[tuple]]
+    rtol: float = 1e-4
+    atol: float = 1e-5
+    #: When set, answers are judged by this check against the reference instead of closeness.
+    properties: PropertyCheck | None = None
+    #: Earlier exercises whose functions this one is expected to call: a mistake there costs here too.
+    uses: tuple[str, ...] = ()
+
+    def build_cases(self, seed: int) -> list[tuple]:
+        return self.cases(Inputs(seed, self.name))
+
+
+@dataclass(frozen=True)
+class LabSpec:
+    """A lab: ``solutions/<name>/<notebook>.ipynb`` and the exercises graded in it."""
+
+    name: str
+    notebook: str
+    exercises: tuple[Exercise, ...]
+
+    def exercise(self, name: str) -> Exercise:
+        for ex in self.exercises:
+            if ex.name == name:
+                return ex
+        known = ", ".join(e.name for e in self.exercises)
+        raise KeyError(f"lab {self.name} has no exercise {name!r}; its exercises are: {known}")
+
+    @staticmethod
+    def test_cell_id(exercise: str) -> str:
+        """The nbgrader grade_id of the locked cell that checks ``exercise``."""
+        return f"check_{exercise}"
+
+
+def all_labs() -> list[LabSpec]:
+    """Every graded lab (imported on demand: a spec pulls in the models it runs)."""
+    from interplab.exercises import induction
+
+    return [induction.LAB]
+
+
+def get_lab(name: str) -> LabSpec:
+    """The spec of a lab by its module name, e.g. ``"02_induction"``."""
+    labs = {spec.name: spec for spec in all_labs()}
+    if name not in labs:
+        raise KeyError(f"no lab named {name!r}; the labs are: {', '.join(sorted(labs))}")
+    return labs[name]

@@ -1,0 +1,195 @@
+"""Lab 02, induction heads: the inputs each exercise is graded on.
+
+Every exercise takes plain tensors or a model, never a global, so the grader can call it on
+inputs the student has not seen: the shipped model on fresh random tokens, a randomly
+initialised model of the same shape, and synthetic tensors of other sizes (which catch
+answers that hard-code the shipped model's number of heads or sequence length).
+"""
+
+from __future__ import annotations
+
+import torch
+from jaxtyping import Float, Int
+
+from interplab.exercises import Exercise, Inputs, LabSpec
+from interplab.models import load, random_init
+
+MODEL = "attn-only-2l"
+
+
+def _model(inputs: Inputs, trained: bool = True):
+    """The shipped model, or a random one of its shape seeded by the grader's seed."""
+    if trained:
+        return load(MODEL, device="cpu")
+    return random_init(MODEL, seed=int(inputs.generator("model").initial_seed() % 2**31), device="cpu")
+
+
+def _random_tokens(model, inputs: Inputs, batch: int, length: int, tag: str) -> Int[torch.Tensor, "batch pos"]:
+    body = inputs.randint(model.cfg.d_vocab, (batch, length), tag, low=1)
+    return torch.cat([torch.full((batch, 1), _bos(model)), body], dim=1)
+
+
+def _repeated_tokens(model, inputs: Inputs, batch: int, seq_len: int, tag: str) -> Int[torch.Tensor, "batch pos"]:
+    body = inputs.randint(model.cfg.d_vocab, (batch, seq_len), tag, low=1)
+    return torch.cat([torch.full((batch, 1), _bos(model)), body, body], dim=1)
+
+
+def _bos(model) -> int:
+    return int(model.tokenizer.bos_token_id)
+
+
+@torch.no_grad()
+def _patterns(model, tokens) -> Float[torch.Tensor, "layer batch head query key"]:
+    _, cache = model.run_with_cache(tokens, names_filter=lambda name: name.endswith("hook_pattern"))
+    return torch.stack([cache["pattern", layer] for layer in range(model.cfg.n_layers)])
+
+
+def _synthetic_patterns(inputs: Inputs, shape: tuple[int, int, int, int]) -> torch.Tensor:
+    """Random causal attention patterns: each row a softmax over the keys up to the query."""
+    layers, batch, heads, seq = shape
+    scores = inputs.randn(layers, batch, heads, seq, seq, tag="synthetic") * 2.0
+    causal = torch.ones(seq, seq, dtype=torch.bool).tril()
+    return scores.masked_fill(~causal, float("-inf")).softmax(dim=-1)
+
+
+@torch.no_grad()
+def pattern_cases(inputs: Inputs) -> list[tuple]:
+    """Queries and keys of the trained model, and random ones of another size."""
+    trained = _model(inputs)
+    _, cache = trained.run_with_cache(_random_tokens(trained, inputs, 2, 14, "text"))
+    return [
+        (cache["q", 0], cache["k", 0]),
+        (cache["q", 1], cache["k", 1]),
+        (inputs.randn(3, 9, 5, 8, tag="q"), inputs.randn(3, 9, 5, 8, tag="k")),
+    ]
+
+
+def detector_cases(inputs: Inputs) -> list[tuple]:
+    """Patterns from the trained model, from a random model, and synthetic ones of other sizes."""
+    trained, untrained = _model(inputs), _model(inputs, trained=False)
+    return [
+        (_patterns(trained, _random_tokens(trained, inputs, 4, 24, "text")),),
+        (_patterns(trained, _repeated_tokens(trained, inputs, 3, 9, "repeats")),),
+        (_patterns(untrained, _random_tokens(untrained, inputs, 2, 16, "untrained")),),
+        (_synthetic_patterns(inputs, (3, 2, 5, 11)),),
+    ]
+
+
+def repeated_tokens_cases(inputs: Inputs) -> list[tuple]:
+    """(bos_token_id, d_vocab, seq_len, batch, generator): sizes the student has not seen."""
+    return [
+        (0, 100, 7, 3, inputs.generator("a")),
+        (0, 100, 13, 5, inputs.generator("b")),
+        (2, 37, 1 + int(inputs.randint(5, (1,), "len")), 2, inputs.generator("c")),
+    ]
+
+
+def check_repeated_tokens(answer: torch.Tensor, reference: torch.Tensor, args: tuple) -> str | None:
+    """Random by design, so judged by its properties: shape, BOS, range, exact repetition."""
+    bos, d_vocab, seq_len, batch, _ = args
+    if answer.dtype not in (torch.int64, torch.int32):
+        return f"expected integer token ids, got dtype {answer.dtype}"
+    if tuple(answer.shape) != tuple(reference.shape):
+        return (
+            f"expected shape {tuple(reference.shape)} (batch, 1 + 2 * seq_len), got "
+            f"{tuple(answer.shape)}: one BOS, then the random half, then the same half again"
+        )
+    if not bool((answer[:, 0] == bos).all()):
+        return f"every sequence must start with the BOS token (id {bos})"
+    body = answer[:, 1:]
+    if bool((body == bos).any()) or int(body.min()) < 0 or int(body.max()) >= d_vocab:
+        return f"random tokens must lie in [0, {d_vocab}) and never be BOS (id {bos})"
+    first, second = body[:, :seq_len], body[:, seq_len:]
+    if not torch.equal(first, second):
+        return "the second half must repeat the first half exactly (concatenate the same tensor twice)"
+    if seq_len >= 4 and batch >= 2 and torch.equal(first[0], first[1]):
+        return "every sequence in the batch should be drawn independently; rows 0 and 1 are equal"
+    return None
+
+
+def induction_cases(inputs: Inputs) -> list[tuple]:
+    trained, untrained = _model(inputs), _model(inputs, trained=False)
+    return [
+        (_patterns(trained, _repeated_tokens(trained, inputs, 4, 10, "a")), 10),
+        (_patterns(trained, _repeated_tokens(trained, inputs, 2, 15, "b")), 15),
+        (_patterns(untrained, _repeated_tokens(untrained, inputs, 2, 8, "c")), 8),
+    ]
+
+
+@torch.no_grad()
+def _attribution_inputs(model, tokens: Int[torch.Tensor, "pos"]) -> tuple:
+    """embed, per-head outputs of layers 0 and 1, W_U and tokens, as the exercise takes them."""
+    _, cache = model.run_with_cache(tokens[None])
+    per_head = [
+        torch.einsum("phd,hdm->phm", cache["z", layer][0], model.W_O[layer]) for layer in (0, 1)
+    ]
+    return (cache["embed"][0], per_head[0], per_head[1], model.W_U.detach().clone(), tokens)
+
+
+def attribution_cases(inputs: Inputs) -> list[tuple]:
+    trained = _model(inputs)
+    repeated = _repeated_tokens(trained, inputs, 1, 12, "repeats")[0]
+    synthetic_tokens = inputs.randint(30, (9,), "tokens")
+    synthetic = (
+        inputs.randn(9, 16, tag="embed"),
+        inputs.randn(9, 3, 16, tag="l1"),
+        inputs.randn(9, 3, 16, tag="l2"),
+        inputs.randn(16, 30, tag="W_U"),
+        synthetic_tokens,
+    )
+    return [_attribution_inputs(trained, repeated), synthetic]
+
+
+def ablation_cases(inputs: Inputs) -> list[tuple]:
+    trained, untrained = _model(inputs), _model(inputs, trained=False)
+    return [
+        (trained, _repeated_tokens(trained, inputs, 4, 12, "repeats")),
+        (untrained, _random_tokens(untrained, inputs, 2, 20, "text")),
+    ]
+
+
+def ov_cases(inputs: Inputs) -> list[tuple]:
+    trained, untrained = _model(inputs), _model(inputs, trained=False)
+    heads = [(trained, 1, h) for h in range(trained.cfg.n_heads)]
+    return heads + [(trained, 0, 0), (untrained, 1, int(inputs.randint(untrained.cfg.n_heads, (1,), "head")))]
+
+
+def composition_cases(inputs: Inputs) -> list[tuple]:
+    return [
+        (inputs.randn(8, 8, tag="a1"), inputs.randn(8, 8, tag="b1")),
+        (inputs.randn(6, 6, tag="a2") @ inputs.randn(6, 6, tag="c2"), inputs.randn(6, 6, tag="b2")),
+        (inputs.randn(12, 5, tag="a3") @ inputs.randn(5, 12, tag="c3"), inputs.randn(12, 12, tag="b3")),
+    ]
+
+
+def k_composition_cases(inputs: Inputs) -> list[tuple]:
+    return [(_model(inputs),), (_model(inputs, trained=False),)]
+
+
+def baseline_cases(inputs: Inputs) -> list[tuple]:
+    return [(64, 16, 200, inputs.generator("a")), (48, 8, 200, inputs.generator("b"))]
+
+
+def _detector(name: str) -> Exercise:
+    return Exercise(name, detector_cases, rtol=1e-4, atol=1e-5)
+
+
+LAB = LabSpec(
+    name="02_induction",
+    notebook="induction_heads",
+    exercises=(
+        Exercise("attention_pattern", pattern_cases, rtol=1e-4, atol=1e-6),
+        _detector("current_token_scores"),
+        _detector("prev_token_scores"),
+        _detector("first_token_scores"),
+        Exercise("repeated_tokens", repeated_tokens_cases, properties=check_repeated_tokens),
+        Exercise("induction_scores", induction_cases),
+        Exercise("logit_attribution", attribution_cases, rtol=1e-3, atol=1e-4),
+        Exercise("ablation_loss_increase", ablation_cases, rtol=1e-3, atol=1e-4),
+        Exercise("ov_copying_score", ov_cases, atol=1e-6),
+        Exercise("composition_score", composition_cases),
+        Exercise("k_composition_scores", k_composition_cases, rtol=1e-3, atol=1e-5, uses=("composition_score",)),
+        # A mean of random draws: any correct sampler lands within a few per cent.
+        Exercise("composition_baseline", baseline_cases, rtol=0.1, atol=0.0, uses=("composition_score",)),
+    ),
+)

@@ -1,0 +1,1 @@
+"""Instructor side: build labs, make references, run submissions and grade them with nbgrader."""

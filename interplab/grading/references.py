@@ -1,0 +1,110 @@
+"""``interplab references``: make reference outputs by running the solutions.
+
+The solution notebook is run with recording on: every ``lab.check`` saves the solution's
+outputs on the public inputs, every ``lab.record`` on the hidden inputs of the chosen seed.
+Each known mistake in ``autograder/mutants/<lab>.json`` (a one-line edit of the solution) is
+run the same way, so the checks can recognise it in a student's answer and say what is wrong.
+Public references go into the package (students check against them, on Colab too); hidden
+ones go to ``autograder/references`` or, for a private seed, wherever ``--out`` says.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import tempfile
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+
+import nbformat
+
+from interplab.answers import load_cases
+from interplab.checker import RECORD_DIR_ENV, SEED_ENV
+from interplab.exercises import PUBLIC_SEED, get_lab
+from interplab.grading.execute import run_notebook
+from interplab.reference import HIDDEN, PACKAGE_REFERENCES, PUBLIC, write_meta
+
+
+@dataclass(frozen=True)
+class Mutant:
+    """A plausible mistake: one edit of one exercise's solution, and what to tell its author."""
+
+    name: str
+    exercise: str
+    find: str
+    replace: str
+    message: str
+
+    def apply(self, nb: nbformat.NotebookNode) -> nbformat.NotebookNode:
+        """A copy of ``nb`` with the edit made; the text to find must occur exactly once."""
+        nb = nbformat.from_dict(json.loads(json.dumps(nb)))
+        hits = [c for c in nb.cells if c.cell_type == "code" and self.find in c.source]
+        if len(hits) != 1 or hits[0].source.count(self.find) != 1:
+            raise ValueError(f"mutant {self.name}: {self.find!r} must occur once in the solution's code")
+        hits[0].source = hits[0].source.replace(self.find, self.replace)
+        return nb
+
+
+def solution_path(root: Path, lab: str) -> Path:
+    return root / "solutions" / lab / f"{get_lab(lab).notebook}.ipynb"
+
+
+def load_mutants(root: Path, lab: str) -> list[Mutant]:
+    path = root / "autograder" / "mutants" / f"{lab}.json"
+    return [Mutant(**m) for m in json.loads(path.read_text())] if path.exists() else []
+
+
+def record(nb: nbformat.NotebookNode, root: Path, seed: int, out: Path) -> Path:
+    """Run a notebook with recording on; returns the folder of recorded answers."""
+    out.mkdir(parents=True, exist_ok=True)
+    nbformat.write(nb, str(out / "notebook.ipynb"))
+    run = run_notebook(out / "notebook.ipynb", out / "executed.ipynb", cwd=root,
+                       env={RECORD_DIR_ENV: str(out / "answers"), SEED_ENV: str(seed)})
+    if run.problem:
+        raise RuntimeError(f"{out.name}: {run.problem}")
+    return out / "answers"
+
+
+def _require_complete(answers: Path, lab: str) -> None:
+    """The solution must answer every case of every exercise, on both sets of inputs."""
+    for inputs in (PUBLIC, HIDDEN):
+        for ex in get_lab(lab).exercises:
+            cases = load_cases(answers / inputs, ex.name)
+            if cases is None or any(c.value is None for c in cases):
+                errors = [c.error for c in cases or [] if c.error]
+                raise RuntimeError(f"the solution of {lab} failed {ex.name} on {inputs} inputs: {errors or 'nothing recorded'}")
+
+
+def make_references(
+    root: Path, lab: str, seed: int, out: Path, public_out: Path = PACKAGE_REFERENCES, workers: int = 2
+) -> dict:
+    """Run the solution and its mutants; write hidden references to ``out`` and public ones to ``public_out``."""
+    solution = nbformat.read(str(solution_path(root, lab)), as_version=4)
+    mutants = load_mutants(root, lab)
+    with tempfile.TemporaryDirectory(prefix="interplab-refs-") as tmp:
+        tmp = Path(tmp)
+        jobs = [("solution", solution)] + [(m.name, m.apply(solution)) for m in mutants]
+        with ThreadPoolExecutor(max_workers=workers) as pool:
+            recorded = dict(zip([name for name, _ in jobs],
+                                pool.map(lambda job: record(job[1], root, seed, tmp / job[0]), jobs)))
+        _require_complete(recorded["solution"], lab)
+        meta = {"lab": lab, "public_seed": PUBLIC_SEED,
+                "mistakes": {m.name: {"exercise": m.exercise, "message": m.message} for m in mutants}}
+        for inputs, target, seed_value in ((HIDDEN, Path(out) / lab, seed), (PUBLIC, Path(public_out) / lab, None)):
+            if target.exists():
+                shutil.rmtree(target)
+            shutil.copytree(recorded["solution"] / inputs, target / "expected" / inputs)
+            for m in mutants:
+                answer = recorded[m.name] / inputs / f"{m.exercise}.safetensors"
+                (target / "mistakes" / m.name / inputs).mkdir(parents=True)
+                shutil.copy(answer, target / "mistakes" / m.name / inputs / answer.name)
+            write_meta(target, {**meta, "seed": seed_value})
+            _set_modes(target, private=inputs == HIDDEN)
+    return meta
+
+
+def _set_modes(folder: Path, private: bool) -> None:
+    """Hidden references readable by their owner only; public ones by anyone (the sandbox too)."""
+    for path in [folder, *folder.rglob("*")]:
+        path.chmod((0o700 if path.is_dir() else 0o600) if private else (0o755 if path.is_dir() else 0o644))

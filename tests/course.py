@@ -1,0 +1,54 @@
+"""Helpers the tests share: where the course lives, and how to make a student's submission."""
+
+from __future__ import annotations
+
+import copy
+from pathlib import Path
+
+import einops
+import nbformat
+import torch
+from jaxtyping import Float, Int
+
+from interplab.grading.references import Mutant, load_mutants
+
+ROOT = Path(__file__).resolve().parents[1]
+LAB = "02_induction"
+SOLUTION = ROOT / "solutions" / LAB / "induction_heads.ipynb"
+RELEASED = ROOT / "labs" / LAB / "induction_heads.ipynb"
+MUTANTS = load_mutants(ROOT, LAB)
+
+
+def read(path: Path) -> nbformat.NotebookNode:
+    return nbformat.read(str(path), as_version=4)
+
+
+def answer_cells(nb: nbformat.NotebookNode) -> dict[str, str]:
+    """grade_id -> source of every answer (solution) cell."""
+    return {c.metadata["nbgrader"]["grade_id"]: c.source for c in nb.cells
+            if c.metadata.get("nbgrader", {}).get("solution")}
+
+
+def strip_markers(source: str) -> str:
+    """Answer code as a student would type it: the solution without nbgrader's markers."""
+    return "\n".join(line for line in source.splitlines() if "### BEGIN SOLUTION" not in line and "### END SOLUTION" not in line)
+
+
+def completed_lab(mutant: Mutant | None = None) -> nbformat.NotebookNode:
+    """The released lab with every answer cell filled in from the solution (optionally mutated)."""
+    solution = mutant.apply(read(SOLUTION)) if mutant else read(SOLUTION)
+    answers = answer_cells(solution)
+    nb = copy.deepcopy(read(RELEASED))
+    for cell in nb.cells:
+        grade_id = cell.metadata.get("nbgrader", {}).get("grade_id")
+        if grade_id in answers:
+            cell.source = strip_markers(answers[grade_id])
+    return nb
+
+
+def solution_functions() -> dict:
+    """The solution's exercise functions, to compare with independent implementations."""
+    namespace = {"torch": torch, "einops": einops, "Float": Float, "Int": Int, "Tensor": torch.Tensor}
+    for source in answer_cells(read(SOLUTION)).values():
+        exec(compile(source, "solution", "exec"), namespace)
+    return namespace

@@ -1,0 +1,134 @@
+"""Grading a class of lab 02 end to end: nbgrader, the trusted runner and the references.
+
+One class is graded once (module fixture): the solution, the untouched lab, every known
+mistake from ``autograder/mutants``, a corrupt file and a notebook with deleted and retyped
+cells. Each test then reads that class's CSV, gradebook and feedback.
+"""
+
+import csv
+import json
+import shutil
+
+import nbformat
+import pytest
+from course import MUTANTS, ROOT, SOLUTION, completed_lab, read
+
+from interplab.exercises import LabSpec, get_lab
+from interplab.grading.grade import grade
+
+SPEC = get_lab("02_induction")
+POINTS = {c.metadata["nbgrader"]["grade_id"].removeprefix("check_"): float(c.metadata["nbgrader"]["points"])
+          for c in read(SOLUTION).cells if c.metadata.get("nbgrader", {}).get("grade")}
+FULL = sum(POINTS.values())
+
+
+def _remove(nb, grade_id):
+    nb.cells = [c for c in nb.cells if c.metadata.get("nbgrader", {}).get("grade_id") != grade_id]
+
+
+@pytest.fixture(scope="module")
+def graded(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("class")
+    subs = tmp / "submissions"
+    subs.mkdir()
+    nbformat.write(completed_lab(), str(subs / "alice.ipynb"))
+    (subs / "carol").mkdir()  # the folder form: STUDENT/<notebook>.ipynb
+    nbformat.write(completed_lab(), str(subs / "carol" / "induction_heads.ipynb"))
+    shutil.copy(ROOT / "labs" / "02_induction" / "induction_heads.ipynb", subs / "untouched.ipynb")
+    for mutant in MUTANTS:
+        nbformat.write(completed_lab(mutant), str(subs / f"mutant-{mutant.name}.ipynb"))
+    (subs / "corrupt.ipynb").write_text('{"cells": [ this is not json')
+
+    damaged = completed_lab()
+    _remove(damaged, "check_prev_token_scores")    # a deleted test cell comes back
+    _remove(damaged, "answer_first_token_scores")  # a deleted answer comes back unanswered
+    for cell in damaged.cells:
+        if cell.metadata.get("nbgrader", {}).get("grade_id") == "answer_induction_scores":
+            cell.cell_type = "markdown"            # a retyped answer is turned back into code
+            del cell["outputs"], cell["execution_count"]
+    nbformat.write(damaged, str(subs / "damaged.ipynb"))
+
+    work = tmp / "work"
+    out = tmp / "grades.csv"
+    rows = {row.student: row for row in grade(ROOT, "02_induction", subs, out, work=work)}
+    return rows, out, work
+
+
+def test_the_solution_gets_full_marks_in_either_layout(graded):
+    rows, _, _ = graded
+    for student in ("alice", "carol"):
+        assert rows[student].points == POINTS, rows[student].details
+        assert rows[student].status == "graded"
+
+
+def test_the_untouched_lab_gets_zero_with_a_reason(graded):
+    rows, _, _ = graded
+    assert rows["untouched"].total() == 0
+    assert rows["untouched"].details.count("not done yet") == len(SPEC.exercises)
+
+
+@pytest.mark.parametrize("mutant", MUTANTS, ids=[m.name for m in MUTANTS])
+def test_each_known_mistake_loses_marks_on_its_exercise_and_what_calls_it(graded, mutant):
+    row = graded[0][f"mutant-{mutant.name}"]
+    assert row.points[mutant.exercise] < POINTS[mutant.exercise]
+    callers = {ex.name for ex in SPEC.exercises if mutant.exercise in ex.uses}
+    for name, points in row.points.items():
+        if name in callers and points < POINTS[name]:
+            assert f"calls your {mutant.exercise}" in row.details
+        elif name != mutant.exercise:
+            assert points == POINTS[name], f"{mutant.name} should not cost marks on {name}"
+    assert mutant.exercise in row.details
+
+
+@pytest.mark.parametrize("mutant", MUTANTS, ids=[m.name for m in MUTANTS])
+def test_each_known_mistake_is_explained(graded, mutant):
+    details = graded[0][f"mutant-{mutant.name}"].details
+    if SPEC.exercise(mutant.exercise).properties:  # judged by properties: the failed property is named
+        assert "BOS" in details
+    elif mutant.name == "mask_includes_diagonal":  # the first row is fully masked: NaN
+        assert "NaN" in details
+    else:
+        assert mutant.message in details
+
+
+def test_a_corrupt_notebook_gets_a_clear_error_and_the_class_is_still_graded(graded):
+    rows, _, _ = graded
+    assert rows["corrupt"].status.startswith("not graded: not a readable notebook")
+    assert rows["corrupt"].total() == 0
+    assert rows["alice"].total() == FULL
+
+
+def test_deleted_and_retyped_cells_are_restored_and_reported(graded):
+    row = graded[0]["damaged"]
+    assert "restored deleted cell check_prev_token_scores" in row.status
+    assert "restored deleted answer cell (left unanswered) answer_first_token_scores" in row.status
+    assert "turned cell answer_induction_scores back into a code cell" in row.status
+    assert row.points["prev_token_scores"] == POINTS["prev_token_scores"]
+    assert row.points["induction_scores"] == POINTS["induction_scores"]
+    assert row.points["first_token_scores"] == 0
+    assert row.total() == FULL - POINTS["first_token_scores"]
+
+
+def test_the_csv_has_one_row_per_student_with_points_per_exercise(graded):
+    rows, out, _ = graded
+    with out.open() as f:
+        table = list(csv.DictReader(f))
+    assert len(table) == len(rows)
+    assert list(table[0]) == ["student", *POINTS, "total", "status", "details"]
+    alice = next(r for r in table if r["student"] == "alice")
+    assert float(alice["total"]) == FULL
+
+
+def test_nbgrader_keeps_the_gradebook_and_writes_feedback(graded):
+    _, _, work = graded
+    from nbgrader.api import Gradebook
+
+    with Gradebook(f"sqlite:///{work / 'gradebook.db'}") as gb:
+        assert gb.find_submission("02_induction", "alice").score == FULL
+        assert gb.find_submission("02_induction", "untouched").score == 0
+    feedback = (work / "feedback" / "mutant-prev_main_diagonal" / "02_induction" / "induction_heads.html").read_text()
+    assert "you read the main diagonal" in feedback
+    verdicts = json.loads((work / "results" / "02_induction" / "alice.json").read_text())["verdicts"]
+    assert set(verdicts) == {ex.name for ex in SPEC.exercises}
+    assert LabSpec.test_cell_id("prev_token_scores") in {c.metadata.get("nbgrader", {}).get("grade_id")
+                                                          for c in read(work / "autograded" / "alice" / "02_induction" / "induction_heads.ipynb").cells}

@@ -1,0 +1,61 @@
+"""A private seed changes the hidden inputs, and the solution earns full marks whatever it is."""
+
+from concurrent.futures import ThreadPoolExecutor
+
+import pytest
+import torch
+from course import ROOT, SOLUTION, completed_lab, read
+
+from interplab.answers import load_cases
+from interplab.exercises import get_lab
+from interplab.grading.references import record
+from interplab.grading.trusted import verdicts_for
+from interplab.reference import HIDDEN
+
+SEEDS = [1, 7, 42, 99, 1234, 2026, 31337, 65535, 271828, 918273]
+SPEC = get_lab("02_induction")
+
+
+@pytest.fixture(scope="module")
+def recordings(tmp_path_factory):
+    """For every seed: the solution's answers (the references) and a student's completed lab's."""
+    tmp = tmp_path_factory.mktemp("seeds")
+    jobs = [(kind, seed) for seed in SEEDS for kind in ("reference", "student")]
+    notebooks = {"reference": read(SOLUTION), "student": completed_lab()}
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        folders = pool.map(lambda job: record(notebooks[job[0]], ROOT, job[1], tmp / f"{job[0]}-{job[1]}"), jobs)
+    return dict(zip(jobs, folders))
+
+
+class SeedReferences:
+    """References read straight from a recording (what `interplab references` would copy)."""
+
+    def __init__(self, answers, seed):
+        self.answers, self.seed = answers, seed
+
+    def expected(self, exercise):
+        return load_cases(self.answers / HIDDEN, exercise)
+
+    def mistakes(self, exercise):
+        return []
+
+
+@pytest.mark.parametrize("seed", SEEDS)
+def test_the_solution_gets_full_marks_for_every_seed(recordings, seed):
+    refs = SeedReferences(recordings[("reference", seed)], seed)
+    verdicts = verdicts_for(SPEC, refs, recordings[("student", seed)], None)
+    assert [v.exercise for v in verdicts if not v.passed] == [], [v.message for v in verdicts if not v.passed]
+
+
+def test_different_seeds_give_different_hidden_inputs(recordings):
+    first, second = (load_cases(recordings[("reference", s)] / HIDDEN, "prev_token_scores") for s in SEEDS[:2])
+    assert not torch.equal(first[0].value, second[0].value)
+
+
+def test_answers_from_another_seed_fail(recordings):
+    """Answers copied from someone graded with another seed (or from the public inputs) earn nothing."""
+    refs = SeedReferences(recordings[("reference", SEEDS[0])], SEEDS[0])
+    stale = verdicts_for(SPEC, refs, recordings[("student", SEEDS[1])], None)
+    judged_by_value = [v for v in stale if not SPEC.exercise(v.exercise).properties]
+    # composition_baseline is a mean of random draws: another seed's value lies within its tolerance
+    assert all(not v.passed for v in judged_by_value if v.exercise != "composition_baseline")
