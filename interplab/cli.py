@@ -6,6 +6,8 @@ import argparse
 import sys
 from pathlib import Path
 
+from interplab.grading.sandbox import Limits
+
 DEFAULT_SEED = 2026
 
 
@@ -48,7 +50,7 @@ def cmd_references(args) -> int:
 def cmd_grade(args) -> int:
     from interplab.grading.grade import grade
 
-    from interplab.grading.sandbox import Limits, Sandbox
+    from interplab.grading.sandbox import Sandbox
 
     limits = Limits(cell_seconds=args.cell_timeout, notebook_seconds=args.notebook_timeout)
     sandbox = Sandbox(limits, isolate=not args.no_sandbox)
@@ -99,8 +101,8 @@ def parser() -> argparse.ArgumentParser:
     g.add_argument("--references", help="hidden references made with your private seed")
     g.add_argument("--no-feedback", action="store_true", help="skip nbgrader generate_feedback")
     g.add_argument("--workers", type=int, default=1, help="submissions graded at once (one per core is best)")
-    g.add_argument("--cell-timeout", type=int, default=120, help="seconds one cell may run")
-    g.add_argument("--notebook-timeout", type=int, default=900, help="seconds one submission may run")
+    g.add_argument("--cell-timeout", type=int, default=Limits.cell_seconds, help="seconds one cell may run")
+    g.add_argument("--notebook-timeout", type=int, default=Limits.notebook_seconds, help="seconds one submission may run")
     g.add_argument("--no-sandbox", action="store_true", help="run submissions without bubblewrap (limits only)")
     g.set_defaults(func=cmd_grade)
 

@@ -46,6 +46,18 @@ def completed_lab(mutant: Mutant | None = None) -> nbformat.NotebookNode:
     return nb
 
 
+def as_graded(nb: nbformat.NotebookNode) -> nbformat.NotebookNode:
+    """What nbgrader runs: a submission with its locked cells (hidden tests included) restored."""
+    locked = {c.metadata["nbgrader"]["grade_id"]: c.source for c in read(SOLUTION).cells
+              if c.metadata.get("nbgrader", {}).get("locked")}
+    nb = copy.deepcopy(nb)
+    for cell in nb.cells:
+        grade_id = cell.metadata.get("nbgrader", {}).get("grade_id")
+        if grade_id in locked:
+            cell.source = locked[grade_id]
+    return nb
+
+
 def solution_functions() -> dict:
     """The solution's exercise functions, to compare with independent implementations."""
     namespace = {"torch": torch, "einops": einops, "Float": Float, "Int": Int, "Tensor": torch.Tensor}

@@ -4,7 +4,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 import torch
-from course import ROOT, SOLUTION, completed_lab, read
+from course import ROOT, SOLUTION, as_graded, completed_lab, read
 
 from interplab.answers import load_cases
 from interplab.exercises import get_lab
@@ -21,7 +21,7 @@ def recordings(tmp_path_factory):
     """For every seed: the solution's answers (the references) and a student's completed lab's."""
     tmp = tmp_path_factory.mktemp("seeds")
     jobs = [(kind, seed) for seed in SEEDS for kind in ("reference", "student")]
-    notebooks = {"reference": read(SOLUTION), "student": completed_lab()}
+    notebooks = {"reference": read(SOLUTION), "student": as_graded(completed_lab())}
     with ThreadPoolExecutor(max_workers=2) as pool:
         folders = pool.map(lambda job: record(notebooks[job[0]], ROOT, job[1], tmp / f"{job[0]}-{job[1]}"), jobs)
     return dict(zip(jobs, folders))

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import nbformat
+from tqdm.auto import tqdm
 
 from interplab.answers import load_cases
 from interplab.checker import RECORD_DIR_ENV, SEED_ENV
@@ -86,8 +87,9 @@ def make_references(
         tmp = Path(tmp)
         jobs = [("solution", solution)] + [(m.name, m.apply(solution)) for m in mutants]
         with ThreadPoolExecutor(max_workers=workers) as pool:
-            recorded = dict(zip([name for name, _ in jobs],
-                                pool.map(lambda job: record(job[1], root, seed, tmp / job[0]), jobs)))
+            runs = pool.map(lambda job: record(job[1], root, seed, tmp / job[0]), jobs)
+            folders = list(tqdm(runs, total=len(jobs), desc=f"{lab}: solution and known mistakes", unit="run"))
+        recorded = dict(zip([name for name, _ in jobs], folders))
         _require_complete(recorded["solution"], lab)
         meta = {"lab": lab, "public_seed": PUBLIC_SEED,
                 "mistakes": {m.name: {"exercise": m.exercise, "message": m.message} for m in mutants}}
