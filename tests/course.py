@@ -10,12 +10,23 @@ import nbformat
 import torch
 from jaxtyping import Float, Int
 
+from interplab.exercises import get_lab
 from interplab.grading.references import Mutant, load_mutants
 
 ROOT = Path(__file__).resolve().parents[1]
 LAB = "02_induction"
-SOLUTION = ROOT / "solutions" / LAB / "induction_heads.ipynb"
-RELEASED = ROOT / "labs" / LAB / "induction_heads.ipynb"
+
+
+def solution_of(lab: str) -> Path:
+    return ROOT / "solutions" / lab / f"{get_lab(lab).notebook}.ipynb"
+
+
+def release_of(lab: str) -> Path:
+    return ROOT / "labs" / lab / f"{get_lab(lab).notebook}.ipynb"
+
+
+SOLUTION = solution_of(LAB)
+RELEASED = release_of(LAB)
 MUTANTS = load_mutants(ROOT, LAB)
 
 
@@ -34,11 +45,11 @@ def strip_markers(source: str) -> str:
     return "\n".join(line for line in source.splitlines() if "### BEGIN SOLUTION" not in line and "### END SOLUTION" not in line)
 
 
-def completed_lab(mutant: Mutant | None = None) -> nbformat.NotebookNode:
+def completed_lab(mutant: Mutant | None = None, lab: str = LAB) -> nbformat.NotebookNode:
     """The released lab with every answer cell filled in from the solution (optionally mutated)."""
-    solution = mutant.apply(read(SOLUTION)) if mutant else read(SOLUTION)
+    solution = mutant.apply(read(solution_of(lab))) if mutant else read(solution_of(lab))
     answers = answer_cells(solution)
-    nb = copy.deepcopy(read(RELEASED))
+    nb = copy.deepcopy(read(release_of(lab)))
     for cell in nb.cells:
         grade_id = cell.metadata.get("nbgrader", {}).get("grade_id")
         if grade_id in answers:
@@ -46,9 +57,9 @@ def completed_lab(mutant: Mutant | None = None) -> nbformat.NotebookNode:
     return nb
 
 
-def as_graded(nb: nbformat.NotebookNode) -> nbformat.NotebookNode:
+def as_graded(nb: nbformat.NotebookNode, lab: str = LAB) -> nbformat.NotebookNode:
     """What nbgrader runs: a submission with its locked cells (hidden tests included) restored."""
-    locked = {c.metadata["nbgrader"]["grade_id"]: c.source for c in read(SOLUTION).cells
+    locked = {c.metadata["nbgrader"]["grade_id"]: c.source for c in read(solution_of(lab)).cells
               if c.metadata.get("nbgrader", {}).get("locked")}
     nb = copy.deepcopy(nb)
     for cell in nb.cells:
