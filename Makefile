@@ -20,7 +20,7 @@ lab: install
 	$(BIN)/jupyter lab --notebook-dir=.
 
 test: install
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q -n 2 --dist loadfile
 
 bench: install
 	$(BIN)/python benchmarks/notebooks.py

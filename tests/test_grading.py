@@ -50,7 +50,7 @@ def graded(tmp_path_factory):
 
     work = tmp / "work"
     out = tmp / "grades.csv"
-    rows = {row.student: row for row in grade(ROOT, "02_induction", subs, out, work=work)}
+    rows = {row.student: row for row in grade(ROOT, "02_induction", subs, out, work=work, workers=2)}
     return rows, out, work
 
 
