@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import shutil
 import tempfile
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Iterator
 
 from traitlets.config import Config
 
@@ -23,26 +25,28 @@ def lab_names(root: Path) -> list[str]:
     return sorted(p.name for p in (root / "solutions").iterdir() if p.is_dir() and p.name not in _SKIP)
 
 
-def generate(root: Path, labs: list[str], release: Path, work: Path) -> None:
-    """Run nbgrader generate_assignment for each lab into ``release/<lab>/``."""
+@contextmanager
+def fresh_release(root: Path, labs: list[str]) -> Iterator[Path]:
+    """nbgrader generate_assignment for each lab into a temporary ``release/<lab>/``."""
     from nbgrader.apps import NbGraderAPI
     from nbgrader.coursedir import CourseDirectory
 
-    config = configure(Config(), root, work=work, release=release)
-    api = NbGraderAPI(CourseDirectory(config=config), config=config)
-    for lab in labs:
-        result = api.generate_assignment(lab, force=True)
-        if not result["success"]:
-            raise RuntimeError(f"nbgrader could not generate lab {lab}:\n{result['error'] or result['log']}")
+    with tempfile.TemporaryDirectory(prefix="interplab-build-") as tmp:
+        release = Path(tmp) / "release"
+        config = configure(Config(), root, work=Path(tmp) / "work", release=release)
+        api = NbGraderAPI(CourseDirectory(config=config), config=config)
+        for lab in labs:
+            result = api.generate_assignment(lab, force=True)
+            if not result["success"]:
+                raise RuntimeError(f"nbgrader could not generate lab {lab}:\n{result['error'] or result['log']}")
+        yield release
 
 
 def build(root: Path, labs: list[str] | None = None) -> list[Path]:
     """Regenerate ``labs/`` from ``solutions/``; returns the notebooks written."""
     labs = labs or lab_names(root)
     written = []
-    with tempfile.TemporaryDirectory(prefix="interplab-build-") as tmp:
-        release = Path(tmp) / "release"
-        generate(root, labs, release, Path(tmp) / "work")
+    with fresh_release(root, labs) as release:
         for lab in labs:
             target = root / "labs" / lab
             if target.exists():
@@ -56,9 +60,7 @@ def drift(root: Path, labs: list[str] | None = None) -> list[str]:
     """Files under ``labs/`` that differ from what ``build`` would write (empty when in sync)."""
     labs = labs or lab_names(root)
     problems = []
-    with tempfile.TemporaryDirectory(prefix="interplab-drift-") as tmp:
-        release = Path(tmp) / "release"
-        generate(root, labs, release, Path(tmp) / "work")
+    with fresh_release(root, labs) as release:
         for lab in labs:
             fresh = {p.relative_to(release / lab): p for p in (release / lab).rglob("*") if p.is_file()}
             committed = {p.relative_to(root / "labs" / lab): p for p in (root / "labs" / lab).rglob("*")
