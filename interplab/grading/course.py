@@ -9,6 +9,8 @@ that plain ``nbgrader`` commands run from ``autograder/`` see the same course.
 
 from __future__ import annotations
 
+import os
+import sys
 from pathlib import Path
 
 from traitlets.config import Config
@@ -36,12 +38,21 @@ def default_references(root: Path) -> Path:
     return root / "autograder" / "references"
 
 
+def _tools_on_path() -> None:
+    """nbgrader shells out to ``alembic`` (installed beside this Python) to set up its gradebook;
+    make it findable when the virtual environment was not activated (``make test``, cron jobs)."""
+    tools = str(Path(sys.executable).parent)
+    if tools not in os.environ.get("PATH", "").split(os.pathsep):
+        os.environ["PATH"] = os.pathsep.join([tools, os.environ.get("PATH", "")])
+
+
 def configure(c: Config, root: Path, work: Path | None = None, release: Path | None = None) -> Config:
     """Point nbgrader at this course and swap its test runner for the trusted one."""
     from nbgrader.preprocessors import AssignLatePenalties, CheckCellMetadata, LimitOutput, SaveAutoGrades
 
     from interplab.grading.trusted import TrustedExecute
 
+    _tools_on_path()
     work = Path(work or workspace(root)).resolve()
     work.mkdir(parents=True, exist_ok=True)
     c.CourseDirectory.course_id = COURSE_ID
