@@ -83,9 +83,9 @@ class LabSpec:
 
 def all_labs() -> list[LabSpec]:
     """Every graded lab (imported on demand: a spec pulls in the models it runs)."""
-    from interplab.exercises import induction
+    from interplab.exercises import induction, superposition
 
-    return [induction.LAB]
+    return [induction.LAB, superposition.LAB]
 
 
 def get_lab(name: str) -> LabSpec:
