@@ -24,6 +24,11 @@ from safetensors.torch import save_file
 
 #: A recorded answer file larger than this is not read: no exercise needs more.
 MAX_ANSWER_BYTES = 64 * 1024 * 1024
+#: The dtypes a recorded answer may hold: what exercises return. Others (float8, complex,
+#: unsigned beyond uint8) are refused on reading, as some comparisons are not implemented for
+#: them and would crash the grader, and complex values would be compared by real part only.
+DTYPES = (torch.float16, torch.bfloat16, torch.float32, torch.float64, torch.int8, torch.int16, torch.int32,
+          torch.int64, torch.uint8, torch.bool)
 #: Error messages are cut to this many characters before they are stored.
 MAX_ERROR_CHARS = 2000
 _EXERCISE_NAME = re.compile(r"^[a-z][a-z0-9_]{0,63}$")
@@ -111,6 +116,8 @@ def load_cases(directory: Path, exercise: str) -> list[Case] | None:
                 value = f.get_tensor(key) if key in f.keys() else None
                 if (value is None) == (error is None):
                     raise AnswerError(f"case {i} must hold exactly one of a value or an error")
+                if value is not None and value.dtype not in DTYPES:
+                    raise AnswerError(f"case {i} holds a tensor of dtype {value.dtype}; expected real numbers")
                 cases.append(Case(value, error))
     except AnswerError:
         raise

@@ -71,6 +71,44 @@ def _matches(ex: Exercise, got: Case, want: Case) -> bool:
     return close(got.value, want.value, ex.rtol, ex.atol)
 
 
+def _identical(a: Case, b: Case) -> bool:
+    """Both values present, of one shape, and equal bit for bit (after widening to float64)."""
+    if a.value is None or b.value is None or tuple(a.value.shape) != tuple(b.value.shape):
+        return False
+    try:
+        return bool(torch.equal(a.value.to(torch.float64), b.value.to(torch.float64)))
+    except (RuntimeError, TypeError):
+        return False
+
+
+#: How strongly a recording shows that it copies the public reference (see ``copy_evidence``).
+WEAK, STRONG = "weak", "strong"
+COPIED = ("the recorded answers are the public reference outputs, not what your function returned on the "
+          "grader's inputs")
+
+
+def copy_evidence(answer: list[Case] | None, reference: list[Case], public: list[Case]) -> str | None:
+    """Whether a recording holds the *public* reference outputs wherever they differ from the hidden ones.
+
+    The grader's inputs come from a secret seed. Where their reference differs from the public
+    one (shipped in the package for ``lab.check``), a function run on the grader's inputs does
+    not return the public value bit for bit, unless it was copied in, e.g. by writing the
+    package's public reference files into the answers folder. (Cases whose inputs do not depend
+    on the seed, the shipped model alone, are the same in both and say nothing.)
+
+    A wrong answer with few possible values (an accuracy of 0.0, say) can equal the public one
+    by chance, so a match on a single value is only ``WEAK`` evidence; a match on two or more
+    different values is ``STRONG``. None: no sign of copying.
+    """
+    if answer is None or not len(answer) == len(reference) == len(public):
+        return None
+    differing = [i for i, (hidden, shown) in enumerate(zip(reference, public)) if not _identical(hidden, shown)]
+    if not differing or not all(_identical(answer[i], public[i]) for i in differing):
+        return None
+    values = torch.cat([public[i].value.to(torch.float64).flatten() for i in differing])
+    return STRONG if values.unique().numel() > 1 else WEAK
+
+
 def judge(
     ex: Exercise,
     answer: list[Case] | None,

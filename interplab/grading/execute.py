@@ -47,8 +47,10 @@ def run_notebook(
     if sandbox is not None:
         cmd = sandbox.command(cmd, private=cwd)
         child_env |= private_env(cwd)
-    log_path = out.with_suffix(".log")
-    with open(log_path, "wb") as log:  # a file, not a pipe: a flood of output cannot fill our memory
+    # A file, not a pipe: a flood of output cannot fill our memory. It lies in the folder the
+    # submission may write, so it is read back through this handle, never by name: the
+    # submission could have put a symlink (to a hidden reference, say) where it was.
+    with open(out.with_suffix(".log"), "w+b") as log:
         proc = subprocess.Popen(cmd, env=child_env, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
                                 start_new_session=True)
         try:
@@ -59,9 +61,9 @@ def run_notebook(
         finally:
             _kill_group(proc.pid)
             proc.wait()
-    notebook = _read(out)
-    if problem is None and (proc.returncode != 0 or notebook is None):
-        problem = "the notebook could not be run to its end: " + _tail(log_path)
+        notebook = _read(out)
+        if problem is None and (proc.returncode != 0 or notebook is None):
+            problem = f"the notebook could not be run to its end{_how(proc.returncode)}: " + _tail(log)
     return Run(notebook, problem)
 
 
@@ -72,10 +74,23 @@ def _kill_group(pid: int) -> None:
         pass
 
 
-def _tail(path: Path, size: int = 2000) -> str:
-    with open(path, "rb") as f:
-        f.seek(max(0, path.stat().st_size - size))
-        lines = f.read().decode(errors="replace").strip().splitlines()
+def _how(returncode: int) -> str:
+    """How the runner ended, in words: a signal shows as -N, or as 128 + N through bubblewrap."""
+    signum = -returncode if returncode < 0 else returncode - 128 if returncode > 128 else 0
+    try:
+        return f" (its runner was killed by {signal.Signals(signum).name})" if signum else ""
+    except ValueError:
+        return f" (exit status {returncode})"
+
+
+#: Log lines that every kernel prints and that explain nothing.
+_NOISE = ("Kernel is running over TCP without encryption",)
+
+
+def _tail(log, size: int = 2000) -> str:
+    end = os.fstat(log.fileno()).st_size
+    lines = os.pread(log.fileno(), size, max(0, end - size)).decode(errors="replace").strip().splitlines()
+    lines = [line for line in lines if line.strip() and not any(noise in line for noise in _NOISE)]
     return " | ".join(line[:300] for line in lines[-3:]) or "no message"
 
 
@@ -83,7 +98,9 @@ def _read(path: Path) -> nbformat.NotebookNode | None:
     try:
         if path.is_symlink() or not path.is_file() or path.stat().st_size > MAX_NOTEBOOK_BYTES:
             return None
-        return nbformat.read(str(path), as_version=4)
+        nb = nbformat.read(str(path), as_version=4)
+        nbformat.validate(nb)  # it may be the submission's own making: take only a well-formed one
+        return nb
     except Exception:
         return None
 

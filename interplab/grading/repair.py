@@ -15,8 +15,14 @@ import copy
 import nbformat
 
 
+#: The nbgrader metadata that decides what a cell is worth and whether it is graded.
+_GRADING_KEYS = ("grade", "solution", "locked", "task", "points")
+
+
 def _grade_id(cell) -> str | None:
-    return cell.get("metadata", {}).get("nbgrader", {}).get("grade_id")
+    meta = cell.get("metadata", {}).get("nbgrader")
+    grade_id = meta.get("grade_id") if isinstance(meta, dict) else None
+    return grade_id if isinstance(grade_id, str) else None
 
 
 def _is_answer(cell) -> bool:
@@ -28,13 +34,27 @@ def repair(submission: nbformat.NotebookNode, release: nbformat.NotebookNode) ->
     nb = copy.deepcopy(submission)
     notes: list[str] = []
     seen: set[str] = set()
+    # Grading metadata is the release's, never the student's: a cell the lab does not have
+    # (a forged "grade" cell worth 100 points, a grade_id nbgrader's database lacks) would
+    # crash nbgrader or count, and an answer cell marked as graded would too. So a cell of
+    # the lab gets the release's metadata back, any other loses its grading metadata.
+    expected = {_grade_id(c): c.metadata["nbgrader"] for c in release.cells if _grade_id(c)}
     for cell in nb.cells:  # a copied cell keeps its id: only the first copy counts
+        if "nbgrader" not in cell.get("metadata", {}):
+            continue
         grade_id = _grade_id(cell)
-        if grade_id in seen:
+        if grade_id not in expected:
+            del cell.metadata["nbgrader"]
+            notes.append(f"ignored grading metadata on a cell that is not part of the lab ({grade_id or 'no id'})")
+        elif grade_id in seen:
             del cell.metadata["nbgrader"]
             notes.append(f"ignored a duplicate of cell {grade_id}")
-        elif grade_id:
+        else:
             seen.add(grade_id)
+            changed = [key for key in _GRADING_KEYS if cell.metadata["nbgrader"].get(key) != expected[grade_id].get(key)]
+            cell.metadata["nbgrader"] = copy.deepcopy(expected[grade_id])
+            if changed:  # a checksum from another build of the release is not worth a note
+                notes.append(f"restored the grading metadata ({', '.join(changed)}) of cell {grade_id}")
 
     position = -1
     for original in release.cells:

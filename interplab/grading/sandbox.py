@@ -16,10 +16,14 @@ runs with the same limits and user, and ``Sandbox.problem`` says plainly that it
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import os
 import shutil
 import subprocess
 import sys
+import tempfile
+from collections.abc import Iterator
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
@@ -44,6 +48,45 @@ class Limits:
 #: The user a root grader drops to inside the sandbox; each worker gets its own, so one
 #: submission can neither signal nor exhaust the processes of another graded beside it.
 FIRST_UID = 61000
+
+
+def _claims() -> Path:
+    """The root-only folder where graders claim the users they run submissions as."""
+    for folder in (Path("/run/interplab-uids"), Path(tempfile.gettempdir()) / "interplab-uids"):
+        try:
+            folder.mkdir(mode=0o755, exist_ok=True)
+        except OSError:
+            continue
+        info = folder.lstat()
+        if folder.is_dir() and not folder.is_symlink() and info.st_uid == os.geteuid() and not info.st_mode & 0o022:
+            return folder
+    raise RuntimeError("no folder to claim grading users in: /run/interplab-uids and $TMPDIR/interplab-uids "
+                       "are unusable (missing, or writable by others)")
+
+
+@contextlib.contextmanager
+def claim_uid(first: int, tries: int = 1000) -> Iterator[int]:
+    """The first user id from ``first`` on that no other run on this machine holds, held until exit.
+
+    A worker's user is its own only if no *other* grading run (a second ``interplab grade``,
+    a test suite on parallel workers) uses it at the same time: ``kill_user`` after one run
+    would kill the other's kernel, and both would share one process limit. An flock per user
+    id says who holds it; the kernel drops it when the holder exits, even by a crash.
+    """
+    claims = _claims()
+    for uid in range(first, first + tries):
+        fd = os.open(claims / f"{uid}.lock", os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(fd)
+            continue
+        try:
+            yield uid
+        finally:
+            os.close(fd)
+        return
+    raise RuntimeError(f"no free user id in {first}..{first + tries - 1}: too many graders at once")
 
 
 def _bwrap() -> str | None:

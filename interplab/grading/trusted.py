@@ -13,8 +13,13 @@ replaced by ``TrustedExecute``:
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
+import shutil
+import subprocess
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 
 import nbformat
@@ -22,13 +27,13 @@ from nbformat.v4 import new_output
 from nbgrader.preprocessors import NbGraderPreprocessor
 from traitlets import Bool, Int, Unicode
 
-from interplab.answers import AnswerError, load_cases
+from interplab.answers import AnswerError, Case, load_cases
 from interplab.checker import RECORD_DIR_ENV, SEED_ENV
 from interplab.exercises import LabSpec, get_lab
 from interplab.grading.execute import run_notebook
-from interplab.grading.sandbox import FIRST_UID, Limits, Sandbox, kill_user
-from interplab.judge import Verdict, judge
-from interplab.reference import HIDDEN, References
+from interplab.grading.sandbox import FIRST_UID, Limits, Sandbox, claim_uid, kill_user
+from interplab.judge import COPIED, STRONG, Verdict, copy_evidence, judge
+from interplab.reference import HIDDEN, PACKAGE_REFERENCES, PUBLIC, MissingReferences, References
 
 
 def grade_ids(nb: nbformat.NotebookNode) -> dict[str, int]:
@@ -43,19 +48,57 @@ def grade_ids(nb: nbformat.NotebookNode) -> dict[str, int]:
 
 def verdicts_for(spec: LabSpec, refs: References, record_dir: Path, problem: str | None) -> list[Verdict]:
     """Judge every exercise of a lab from what a run recorded in ``record_dir``."""
-    verdicts = []
+    answers: dict[str, list[Case] | None | AnswerError] = {}
     for ex in spec.exercises:
         try:
-            answer = load_cases(record_dir / HIDDEN, ex.name)
+            answers[ex.name] = load_cases(record_dir / HIDDEN, ex.name)
         except AnswerError as exc:
-            verdicts.append(Verdict(ex.name, 0.0, f"the recorded answer was rejected: {exc}"))
+            answers[ex.name] = exc
+    copied = _copies_of_public(spec, refs, answers)
+    verdicts = []
+    for ex in spec.exercises:
+        answer = answers[ex.name]
+        if isinstance(answer, AnswerError):
+            verdicts.append(Verdict(ex.name, 0.0, f"the recorded answer was rejected: {answer}"))
             continue
-        verdict = judge(ex, answer, refs.expected(ex.name), refs.mistakes(ex.name),
-                        lambda ex=ex: ex.build_cases(refs.seed))
+        if ex.name in copied:
+            verdicts.append(Verdict(ex.name, 0.0, COPIED))
+            continue
+        try:
+            verdict = judge(ex, answer, refs.expected(ex.name), refs.mistakes(ex.name),
+                            lambda ex=ex: ex.build_cases(refs.seed))
+        except MissingReferences:
+            raise  # the instructor's problem, not the student's: stop loudly
+        except Exception as exc:  # an answer the comparison cannot handle loses its exercise, not the class
+            verdict = Verdict(ex.name, 0.0, f"the recorded answer could not be judged ({exc.__class__.__name__})")
         if answer is None and problem:
             verdict = Verdict(ex.name, 0.0, "no answer was recorded: the run stopped early (see the status)")
         verdicts.append(verdict)
     return with_dependency_notes(spec, verdicts)
+
+
+def _copies_of_public(spec: LabSpec, refs: References, answers: dict) -> set[str]:
+    """The exercises whose recordings copy the package's public references instead of answering.
+
+    Strong evidence on one exercise is enough; a weak match (one value, perhaps a wrong answer
+    that happens to equal it) counts only in a submission caught copying elsewhere.
+    """
+    try:
+        public = References.open(PACKAGE_REFERENCES, spec.name, PUBLIC)
+    except MissingReferences:
+        return set()
+    evidence = {}
+    for ex in spec.exercises:
+        answer = answers[ex.name]
+        if isinstance(answer, AnswerError) or answer is None:
+            continue
+        try:
+            evidence[ex.name] = copy_evidence(answer, refs.expected(ex.name), public.expected(ex.name))
+        except (MissingReferences, AnswerError):
+            continue
+    if STRONG not in evidence.values():
+        return set()
+    return {name for name, found in evidence.items() if found}
 
 
 def with_dependency_notes(spec: LabSpec, verdicts: list[Verdict]) -> list[Verdict]:
@@ -85,13 +128,45 @@ def write_verdict(cell: nbformat.NotebookNode, verdict: Verdict, points: float) 
         cell.outputs = [new_output("error", ename="WrongAnswer", evalue=text.strip(), traceback=[text.strip()])]
 
 
-def copy_student_outputs(nb: nbformat.NotebookNode, executed: nbformat.NotebookNode | None) -> None:
-    """Show the student's own outputs in the graded notebook, cell by cell where sources agree."""
+def copy_student_outputs(
+    nb: nbformat.NotebookNode, executed: nbformat.NotebookNode | None, output_bytes: int = Limits.output_bytes
+) -> None:
+    """Show the student's own outputs in the graded notebook, cell by cell where sources agree.
+
+    The executed notebook lies in the submission's folder: a submission that kills its runner
+    can leave one of its own making there, outputs and all, so the runner's cap on output is
+    applied again here, in bytes per cell.
+    """
     if executed is None or len(executed.cells) != len(nb.cells):
         return
     for cell, ran in zip(nb.cells, executed.cells):
         if cell.cell_type == "code" and ran.get("source") == cell.source:
-            cell.outputs = ran.get("outputs", [])
+            outputs = ran.get("outputs", [])
+            if len(json.dumps(outputs).encode()) > output_bytes:
+                outputs = [new_output("stream", name="stdout",
+                                      text=f"[output cut: this cell's output is over {output_bytes} bytes]\n")]
+            cell.outputs = outputs
+
+
+@contextlib.contextmanager
+def _scratch() -> Iterator[Path]:
+    """A temporary folder for one run, removed afterwards whatever the submission left in it.
+
+    ``shutil.rmtree`` recurses, so a tree deeper than Python's recursion limit (easy to make)
+    made ``TemporaryDirectory`` raise and the whole submission go ungraded; coreutils' ``rm``
+    walks it without recursion, and never follows a symlink out of it.
+    """
+    tmp = Path(tempfile.mkdtemp(prefix="interplab-grade-"))
+    try:
+        yield tmp
+    finally:
+        subprocess.run(["rm", "-rf", "--one-file-system", "--", str(tmp)], stdin=subprocess.DEVNULL,
+                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=False)
+        if tmp.exists():
+            try:
+                shutil.rmtree(tmp, ignore_errors=True)
+            except RecursionError:
+                pass  # leave it rather than lose the grades
 
 
 class TrustedExecute(NbGraderPreprocessor):
@@ -110,8 +185,13 @@ class TrustedExecute(NbGraderPreprocessor):
         spec = get_lab(info["assignment"])
         refs = References.open(Path(self.references), spec.name, HIDDEN)
         limits = Limits(cell_seconds=self.cell_timeout, notebook_seconds=self.notebook_timeout, memory_bytes=self.memory)
-        sandbox = Sandbox(limits, uid=self.uid, isolate=self.isolate)
-        with tempfile.TemporaryDirectory(prefix="interplab-grade-") as tmp:
+        # As root, run as a user no other grading run on this machine holds meanwhile (a
+        # second grader's kill_user would otherwise kill this kernel); the claim starts at
+        # this worker's own user.
+        with (claim_uid(self.uid) if os.geteuid() == 0 else contextlib.nullcontext(None)) as uid, _scratch() as tmp:
+            sandbox = Sandbox(limits, uid=self.uid if uid is None else uid, isolate=self.isolate)
+            if sandbox.uid is not None:
+                kill_user(sandbox.uid)  # left over by a grader that crashed holding this user
             private = Path(tmp) / "private"
             sandbox.prepare(private)
             nbformat.write(nb, str(private / "submission.ipynb"))
@@ -124,7 +204,7 @@ class TrustedExecute(NbGraderPreprocessor):
                 kill_user(sandbox.uid)  # nothing of the submission outlives its run
             problem = "; ".join(p for p in (sandbox.problem, run.problem) if p) or None
             verdicts = verdicts_for(spec, refs, private / "answers", run.problem)
-        copy_student_outputs(nb, run.notebook)
+        copy_student_outputs(nb, run.notebook, limits.output_bytes)
         cells = grade_ids(nb)
         for verdict in verdicts:
             cell = nb.cells[cells[LabSpec.test_cell_id(verdict.exercise)]]
