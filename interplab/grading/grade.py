@@ -26,7 +26,7 @@ from traitlets.config import Config
 from interplab.exercises import LabSpec, get_lab
 from interplab.grading.course import configure, workspace
 from interplab.grading.repair import repair
-from interplab.grading.sandbox import FIRST_UID, Limits
+from interplab.grading.sandbox import Limits
 
 _STUDENT_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.@-]{0,63}$")
 
@@ -88,7 +88,7 @@ class Settings:
     limits: Limits = Limits()
     isolate: bool = True
 
-    def api(self, uid: int):
+    def api(self):
         from nbgrader.apps import NbGraderAPI
         from nbgrader.coursedir import CourseDirectory
 
@@ -99,7 +99,6 @@ class Settings:
         config.TrustedExecute.notebook_timeout = self.limits.notebook_seconds
         config.TrustedExecute.memory = self.limits.memory_bytes
         config.TrustedExecute.isolate = self.isolate
-        config.TrustedExecute.uid = uid
         return NbGraderAPI(CourseDirectory(config=config), config=config)
 
 
@@ -110,14 +109,14 @@ def grade(
     """Grade a folder of submissions with ``workers`` processes; write ``out`` (CSV) and return its rows."""
     spec = get_lab(lab)
     settings = Settings(Path(root), lab, Path(work or workspace(root)), references, feedback, limits, isolate)
-    result = settings.api(FIRST_UID).generate_assignment(lab, force=True)  # the locked cells, into the gradebook
+    result = settings.api().generate_assignment(lab, force=True)  # the locked cells, into the gradebook
     if not result["success"]:
         raise RuntimeError(f"nbgrader could not prepare {lab}:\n{result['error'] or result['log']}")
     students = list(discover(submissions, spec.notebook).items())
     progress = tqdm(total=len(students), desc=f"grading {lab}", unit="student")
     rows: dict[str, Row] = {}
     with ProcessPoolExecutor(max_workers=workers, mp_context=mp.get_context("spawn"),
-                             initializer=_start_worker, initargs=(settings, _slots(workers))) as pool:
+                             initializer=_start_worker, initargs=(settings,)) as pool:
         for row in pool.map(_grade_in_worker, students):
             rows[row.student] = row
             progress.update()
@@ -127,22 +126,14 @@ def grade(
     return ordered
 
 
-def _slots(workers: int):
-    slots = mp.get_context("spawn").Queue()
-    for slot in range(workers):
-        slots.put(slot)
-    return slots
-
-
 _WORKER: dict = {}
 
 
-def _start_worker(settings: Settings, slots) -> None:
-    """Each worker grades as its own unprivileged user, with its own nbgrader API."""
-    uid = FIRST_UID + slots.get()
+def _start_worker(settings: Settings) -> None:
+    """Each worker has its own nbgrader API; TrustedExecute claims a free user per run."""
     spec = get_lab(settings.lab)
     release = nbformat.read(str(settings.work / "release" / settings.lab / f"{spec.notebook}.ipynb"), as_version=4)
-    _WORKER.update(settings=settings, api=settings.api(uid), spec=spec, release=release)
+    _WORKER.update(settings=settings, api=settings.api(), spec=spec, release=release)
 
 
 def _grade_in_worker(item: tuple[str, Path | str]) -> Row:
