@@ -12,6 +12,9 @@ output with the shipped public references and explains a wrong answer. ``record`
 nothing then (students never see it). When the grader or the reference builder runs the
 notebook, it sets ``INTERPLAB_RECORD_DIR``: then both calls only *record* outputs, ``record``
 on the inputs of the seed in ``INTERPLAB_SEED``, and the verdict is reached outside the kernel.
+``INTERPLAB_RECORD_INPUTS`` says which inputs are wanted (``public``, ``hidden``, or both, the
+default): the grader needs only the hidden ones, ``interplab check`` only the public ones, and
+a lab that trains models in its exercises should not train them twice for nothing.
 """
 
 from __future__ import annotations
@@ -28,18 +31,19 @@ from interplab.reference import HIDDEN, PACKAGE_REFERENCES, PUBLIC, References
 
 RECORD_DIR_ENV = "INTERPLAB_RECORD_DIR"
 SEED_ENV = "INTERPLAB_SEED"
+RECORD_INPUTS_ENV = "INTERPLAB_RECORD_INPUTS"
 
 
 class CheckFailed(AssertionError):
     """A student's answer is wrong; the message says how."""
 
 
-def run_cases(fn: Callable, cases: list[tuple]) -> list[Case]:
-    """Call ``fn`` on every case, keeping each output or the error it raised."""
+def run_cases(ex: Exercise, fn: Callable, cases: list[tuple]) -> list[Case]:
+    """Call ``fn`` on every case, keeping each answer or the error it raised."""
     results = []
     for args in cases:
         try:
-            results.append(Case(as_tensor(fn(*args))))
+            results.append(Case(as_tensor(ex.answer(fn, args))))
         except Exception as exc:  # a student's bug is an answer too: record it, go on
             last = traceback.extract_tb(exc.__traceback__)[-1:]
             where = f" (line {last[0].lineno})" if last else ""
@@ -59,13 +63,18 @@ class Lab:
     def recording(self) -> bool:
         return self.record_dir is not None
 
+    def _records(self, inputs: str) -> bool:
+        """Whether this run records the answers on ``inputs`` (PUBLIC or HIDDEN)."""
+        return inputs in os.environ.get(RECORD_INPUTS_ENV, f"{PUBLIC},{HIDDEN}").split(",")
+
     def check(self, exercise: str, fn: Callable) -> None:
         """Run ``fn`` on the public inputs: say whether it is right, and why not."""
         ex = self.spec.exercise(exercise)
-        cases = run_cases(fn, ex.build_cases(PUBLIC_SEED))
         if self.recording:
-            save_cases(self.record_dir / PUBLIC, exercise, cases)
+            if self._records(PUBLIC):
+                save_cases(self.record_dir / PUBLIC, exercise, run_cases(ex, fn, ex.build_cases(PUBLIC_SEED)))
             return
+        cases = run_cases(ex, fn, ex.build_cases(PUBLIC_SEED))
         refs = References.open(PACKAGE_REFERENCES, self.spec.name, PUBLIC)
         verdict = judge(
             ex, cases, refs.expected(exercise), refs.mistakes(exercise), lambda: ex.build_cases(PUBLIC_SEED)
@@ -76,8 +85,8 @@ class Lab:
 
     def record(self, exercise: str, fn: Callable) -> None:
         """Record ``fn``'s outputs on the grader's inputs (only while grading)."""
-        if not self.recording:
+        if not self.recording or not self._records(HIDDEN):
             return
         ex: Exercise = self.spec.exercise(exercise)
         seed = int(os.environ.get(SEED_ENV, PUBLIC_SEED))
-        save_cases(self.record_dir / HIDDEN, exercise, run_cases(fn, ex.build_cases(seed)))
+        save_cases(self.record_dir / HIDDEN, exercise, run_cases(ex, fn, ex.build_cases(seed)))

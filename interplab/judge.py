@@ -57,9 +57,10 @@ def _diagnose_values(ex: Exercise, got: torch.Tensor, want: torch.Tensor) -> str
         return "your answer contains NaN or infinity"
     ratio = got.to(torch.float64) / want.to(torch.float64)
     ratio = ratio[want.abs() > 1e-6]
-    if ratio.numel() > 1 and torch.isfinite(ratio).all() and float(ratio.std()) < 1e-3 * float(ratio.abs().mean()):
+    factor = float(ratio.mean()) if ratio.numel() > 1 and torch.isfinite(ratio).all() else 1.0
+    if abs(factor - 1) > 1e-3 and float(ratio.std()) < 1e-3 * abs(factor):
         return (
-            f"off by a constant factor of {float(ratio.mean()):.4g} everywhere: check a mean "
+            f"off by a constant factor of {factor:.4g} everywhere: check a mean "
             "against a sum, or a normalisation"
         )
     return f"values differ from the reference (largest gap {relative_error(got, want):.2%} of its scale)"

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import ast
 import copy
+import math
 from pathlib import Path
 
 import einops
 import nbformat
 import torch
-from jaxtyping import Float, Int
+from jaxtyping import Bool, Float, Int
 
 from interplab.exercises import get_lab
 from interplab.grading.references import Mutant, load_mutants
@@ -69,9 +71,23 @@ def as_graded(nb: nbformat.NotebookNode, lab: str = LAB) -> nbformat.NotebookNod
     return nb
 
 
-def solution_functions() -> dict:
-    """The solution's exercise functions, to compare with independent implementations."""
-    namespace = {"torch": torch, "einops": einops, "Float": Float, "Int": Int, "Tensor": torch.Tensor}
-    for source in answer_cells(read(SOLUTION)).values():
+def solution_functions(lab: str = LAB, mutant: Mutant | None = None, **names) -> dict:
+    """The solution's functions (its answers, and the cells that only define helpers), to compare
+    with independent implementations; with ``mutant``, as that known mistake has them.
+    ``names`` are imports the cells expect."""
+    namespace = {"torch": torch, "einops": einops, "math": math, "Float": Float, "Int": Int, "Bool": Bool,
+                 "Tensor": torch.Tensor, **names}
+    nb = mutant.apply(read(solution_of(lab))) if mutant else read(solution_of(lab))
+    helpers = [c.source for c in nb.cells if c.cell_type == "code" and _only_defines_functions(c.source)
+               and not c.metadata.get("nbgrader", {}).get("solution")]
+    for source in [*answer_cells(nb).values(), *helpers]:
         exec(compile(source, "solution", "exec"), namespace)
     return namespace
+
+
+def _only_defines_functions(source: str) -> bool:
+    try:
+        body = ast.parse(source).body
+    except SyntaxError:  # IPython magics
+        return False
+    return bool(body) and all(isinstance(node, ast.FunctionDef) for node in body)

@@ -11,6 +11,7 @@ import shutil
 
 import nbformat
 import pytest
+from classes import assert_costs_only_its_exercise
 from course import MUTANTS, ROOT, SOLUTION, completed_lab, read
 
 from interplab.exercises import LabSpec, get_lab
@@ -70,13 +71,7 @@ def test_the_untouched_lab_gets_zero_with_a_reason(graded):
 @pytest.mark.parametrize("mutant", MUTANTS, ids=[m.name for m in MUTANTS])
 def test_each_known_mistake_loses_marks_on_its_exercise_and_what_calls_it(graded, mutant):
     row = graded[0][f"mutant-{mutant.name}"]
-    assert row.points[mutant.exercise] < POINTS[mutant.exercise]
-    callers = {ex.name for ex in SPEC.exercises if mutant.exercise in ex.uses}
-    for name, points in row.points.items():
-        if name in callers and points < POINTS[name]:
-            assert f"calls your {mutant.exercise}" in row.details
-        elif name != mutant.exercise:
-            assert points == POINTS[name], f"{mutant.name} should not cost marks on {name}"
+    assert_costs_only_its_exercise("02_induction", row, mutant)
     assert mutant.exercise in row.details
 
 

@@ -1,80 +1,25 @@
 """Lab 03, superposition: grading a class end to end, and the result the lab is about.
 
-One class is graded once (module fixture): the completed lab, the untouched lab and every known
+One class is graded once (``classes.GradedClass``): the completed lab, the untouched lab and every known
 mistake in ``autograder/mutants/03_superposition.json``. Separately, a sweep trained with the
 solution's own training loop must reproduce the dimensions-per-feature plateaus of Elhage et al.
 (2022), measured here with formulas written independently of the lab's.
 """
 
 import math
-import shutil
 
-import nbformat
-import pytest
 import torch
-from course import ROOT, answer_cells, completed_lab, read, release_of, solution_of
-from jaxtyping import Float
-
-from interplab.exercises import get_lab
-from interplab.grading.grade import grade
-from interplab.grading.references import load_mutants
+from classes import GradedClass
+from course import solution_functions
 
 LAB = "03_superposition"
-SPEC = get_lab(LAB)
-MUTANTS = load_mutants(ROOT, LAB)
-POINTS = {c.metadata["nbgrader"]["grade_id"].removeprefix("check_"): float(c.metadata["nbgrader"]["points"])
-          for c in read(solution_of(LAB)).cells if c.metadata.get("nbgrader", {}).get("grade")}
-#: What the check of an exercise judged by its properties says about a mistake it can't name.
-PROPERTY_MESSAGES = {"train_toy_models": "worse than the reference"}
 
 
-@pytest.fixture(scope="module")
-def graded(tmp_path_factory):
-    tmp = tmp_path_factory.mktemp("class")
-    subs = tmp / "submissions"
-    subs.mkdir()
-    nbformat.write(completed_lab(lab=LAB), str(subs / "alice.ipynb"))
-    shutil.copy(release_of(LAB), subs / "untouched.ipynb")
-    for mutant in MUTANTS:
-        nbformat.write(completed_lab(mutant, lab=LAB), str(subs / f"mutant-{mutant.name}.ipynb"))
-    rows = grade(ROOT, LAB, subs, tmp / "grades.csv", work=tmp / "work", workers=2)
-    return {row.student: row for row in rows}
-
-
-def test_every_exercise_has_known_mistakes():
-    assert len(MUTANTS) >= 8
-    assert {m.exercise for m in MUTANTS} == {ex.name for ex in SPEC.exercises}
-    assert set(POINTS) == {ex.name for ex in SPEC.exercises}
-
-
-def test_the_completed_lab_gets_full_marks(graded):
-    row = graded["alice"]
-    assert row.status == "graded"
-    assert row.points == POINTS, row.details
-
-
-def test_the_untouched_lab_gets_zero_with_a_reason(graded):
-    row = graded["untouched"]
-    assert row.total() == 0
-    assert row.details.count("not done yet") == len(SPEC.exercises)
-
-
-@pytest.mark.parametrize("mutant", MUTANTS, ids=[m.name for m in MUTANTS])
-def test_each_known_mistake_loses_marks_on_its_exercise_and_only_there(graded, mutant):
-    row = graded[f"mutant-{mutant.name}"]
-    assert row.points[mutant.exercise] < POINTS[mutant.exercise], row.details
-    callers = {ex.name for ex in SPEC.exercises if mutant.exercise in ex.uses}
-    for name, points in row.points.items():
-        if name in callers and points < POINTS[name]:
-            assert f"calls your {mutant.exercise}" in row.details
-        elif name != mutant.exercise:
-            assert points == POINTS[name], f"{mutant.name} should not cost marks on {name}: {row.details}"
-
-
-@pytest.mark.parametrize("mutant", MUTANTS, ids=[m.name for m in MUTANTS])
-def test_each_known_mistake_is_explained(graded, mutant):
-    details = graded[f"mutant-{mutant.name}"].details
-    assert PROPERTY_MESSAGES.get(mutant.exercise, mutant.message) in details
+class TestGrading(GradedClass):
+    LAB = LAB
+    PROPERTY_MESSAGES = {"no_zero_grad": "worse than the reference"}
+    #: The rest are judged in process: each kernel trains a sweep of toy models.
+    END_TO_END = ("probability_inverted", "no_zero_grad")
 
 
 # --- the published result ------------------------------------------------------------------------
@@ -83,14 +28,6 @@ def test_each_known_mistake_is_explained(graded, mutant):
 #: triangle, antipodal pair, pentagon, square antiprism.
 PUBLISHED = {"1": 1.0, "3/4": 3 / 4, "2/3": 2 / 3, "1/2": 1 / 2, "2/5": 2 / 5, "3/8": 3 / 8}
 TOLERANCE = 0.03
-
-
-def solution_functions() -> dict:
-    """The solution notebook's exercise functions."""
-    namespace = {"torch": torch, "math": math, "Float": Float, "Tensor": torch.Tensor}
-    for source in answer_cells(read(solution_of(LAB))).values():
-        exec(compile(source, "solution", "exec"), namespace)
-    return namespace
 
 
 def share_near(D: torch.Tensor, represented: torch.Tensor, *values: float) -> torch.Tensor:
@@ -114,7 +51,7 @@ def test_the_dimensions_per_feature_curve_passes_through_the_published_plateaus(
     p = 10 ** -torch.linspace(0, 1, k)  # 1 / (1 - S) from 1 to 10
     W = (torch.randn(k, m, n, generator=torch.Generator().manual_seed(4)) * math.sqrt(2 / (m + n))).requires_grad_()
     b = torch.zeros(k, n, requires_grad=True)
-    train = solution_functions()["train_toy_models"]
+    train = solution_functions(LAB)["train_toy_models"]
     train(W, b, p, torch.ones(k, n), 1500, 256, 1e-2, torch.Generator().manual_seed(104), torch.zeros(k, 1, n))
 
     # Measured with formulas of our own, in float64: m / ||W||_F^2, and D_i from the columns W_i.

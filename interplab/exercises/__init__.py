@@ -56,9 +56,19 @@ class Exercise:
     properties: PropertyCheck | None = None
     #: Earlier exercises whose functions this one is expected to call: a mistake there costs here too.
     uses: tuple[str, ...] = ()
+    #: Turns what the student's function returned into the answer to record (in the student's
+    #: kernel), e.g. a trained SAE into its weights. Raise TypeError to refuse it.
+    output: Callable[[Any], Any] | None = None
+    #: How many items at the end of each case are for the judge only (held-out data), not arguments.
+    judge_only: int = 0
 
     def build_cases(self, seed: int) -> list[tuple]:
         return self.cases(Inputs(seed, self.name))
+
+    def answer(self, fn: Callable, case: tuple) -> Any:
+        """What the student's ``fn`` answers on one case: its output, converted by ``output``."""
+        result = fn(*case[: len(case) - self.judge_only])
+        return self.output(result) if self.output is not None else result
 
 
 @dataclass(frozen=True)
@@ -84,7 +94,7 @@ class LabSpec:
 
 #: Each lab's spec module, imported only when that lab is used: a spec pulls in the models
 #: it runs (the induction lab imports TransformerLens; the superposition lab does not).
-LAB_MODULES = {"02_induction": "induction", "03_superposition": "superposition"}
+LAB_MODULES = {"02_induction": "induction", "03_superposition": "superposition", "04_sae": "sae"}
 
 
 def get_lab(name: str) -> LabSpec:

@@ -13,7 +13,7 @@ from pathlib import Path
 import nbformat
 
 from interplab.answers import AnswerError, load_cases
-from interplab.checker import RECORD_DIR_ENV
+from interplab.checker import RECORD_DIR_ENV, RECORD_INPUTS_ENV
 from interplab.exercises import PUBLIC_SEED, LabSpec, all_labs
 from interplab.grading.execute import run_notebook
 from interplab.judge import Verdict, judge
@@ -36,7 +36,7 @@ def check_notebook(path: Path) -> tuple[list[Verdict], str | None]:
     with tempfile.TemporaryDirectory(prefix="interplab-check-") as tmp:
         tmp = Path(tmp)
         run = run_notebook(path, tmp / "executed.ipynb", cwd=path.parent.resolve(),
-                           env={RECORD_DIR_ENV: str(tmp / "answers")})
+                           env={RECORD_DIR_ENV: str(tmp / "answers"), RECORD_INPUTS_ENV: PUBLIC})
         verdicts = []
         for ex in spec.exercises:
             try:

@@ -28,7 +28,7 @@ from nbgrader.preprocessors import NbGraderPreprocessor
 from traitlets import Bool, Int, Unicode
 
 from interplab.answers import AnswerError, Case, load_cases
-from interplab.checker import RECORD_DIR_ENV, SEED_ENV
+from interplab.checker import RECORD_DIR_ENV, RECORD_INPUTS_ENV, SEED_ENV
 from interplab.exercises import LabSpec, get_lab
 from interplab.grading.execute import run_notebook
 from interplab.grading.sandbox import FIRST_UID, Limits, Sandbox, claim_uid, kill_user
@@ -197,7 +197,7 @@ class TrustedExecute(NbGraderPreprocessor):
             nbformat.write(nb, str(private / "submission.ipynb"))
             run = run_notebook(
                 private / "submission.ipynb", private / "executed.ipynb", cwd=private,
-                env={RECORD_DIR_ENV: str(private / "answers"), SEED_ENV: str(refs.seed)},
+                env={RECORD_DIR_ENV: str(private / "answers"), RECORD_INPUTS_ENV: HIDDEN, SEED_ENV: str(refs.seed)},
                 limits=limits, sandbox=sandbox,
             )
             if sandbox.uid is not None:

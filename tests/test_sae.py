@@ -1,0 +1,179 @@
+"""Lab 04, sparse autoencoders: grading a class end to end, and the measurements checked independently.
+
+One class is graded once (``classes.GradedClass``): the completed lab, the untouched lab and every known
+mistake in ``autograder/mutants/04_sae.json``. Then:
+
+- the training check is fair: correct loops written differently pass, and the solution clears
+  the feature-recovery threshold with margin on toy data of several seeds;
+- the lab's metrics (L0, explained variance, dead latents, MMCS, loss recovered) agree with a
+  second implementation written here (float64, other formulas, the loss from the logits), and
+  with the grader's own measurements in ``interplab.exercises.sae``.
+"""
+
+import pytest
+import torch
+import torch.nn.functional as F
+from classes import GradedClass
+from course import solution_functions
+
+from interplab import corpus
+from interplab.checker import run_cases
+from interplab.exercises import PUBLIC_SEED, get_lab
+from interplab.exercises import sae as spec_module
+from interplab.judge import judge
+from interplab.reference import PACKAGE_REFERENCES, PUBLIC, References
+from interplab.sae import LM_HOOK, SAE, lm_activations, toy_activations, toy_features
+
+LAB = "04_sae"
+SPEC = get_lab(LAB)
+SOLUTION = solution_functions(LAB, SAE=SAE)
+
+
+class TestGrading(GradedClass):
+    LAB = LAB
+    PROPERTY_MESSAGES = {"no_zero_grad": "recovers the true features poorly", "no_renormalise": "unit norm",
+                         "same_batch_every_step": "random batch"}
+    #: A kernel each costs half a minute (the lab trains SAEs): one mistake goes the whole way, on the
+    #: exercise whose answer is converted in the kernel and judged by its properties.
+    END_TO_END = ("same_batch_every_step",)
+    NAMES = {"SAE": SAE}
+
+
+# --- the training check is fair -------------------------------------------------------------------
+
+
+def check_publicly(exercise: str, fn) -> str:
+    """What ``lab.check`` would say of ``fn``: the verdict's message (judged on the public inputs)."""
+    ex = SPEC.exercise(exercise)
+    refs = References.open(PACKAGE_REFERENCES, LAB, PUBLIC)
+    cases = ex.build_cases(PUBLIC_SEED)
+    verdict = judge(ex, run_cases(ex, fn, cases), refs.expected(exercise), refs.mistakes(exercise),
+                    lambda: ex.build_cases(PUBLIC_SEED))
+    return verdict.message
+
+
+def train_differently(sae, activations, steps, batch_size, lr, l1_coeff, generator):
+    """A correct loop written another way: epochs of shuffled batches, AdamW without decay, b_dec left at 0."""
+    encode, decode = SOLUTION["encode"], SOLUTION["decode"]
+    optimizer = torch.optim.AdamW(sae.parameters(), lr=lr, weight_decay=0.0)
+    order = torch.randperm(len(activations), generator=generator)
+    for step in range(steps):
+        start = (step * batch_size) % (len(activations) - batch_size)
+        x = activations[order[start:start + batch_size]]
+        z = encode(sae, x)
+        loss = ((decode(sae, z) - x) ** 2).sum(1).mean() + (l1_coeff * z.sum(1).mean() if sae.k is None else 0)
+        optimizer.zero_grad()
+        loss.backward()
+        with torch.no_grad():
+            unit = sae.W_dec / sae.W_dec.norm(dim=1, keepdim=True)
+            sae.W_dec.grad -= (sae.W_dec.grad * unit).sum(1, keepdim=True) * unit
+        optimizer.step()
+        with torch.no_grad():
+            sae.W_dec.data = sae.W_dec / sae.W_dec.norm(dim=1, keepdim=True)
+    return sae
+
+
+def test_a_correct_training_loop_written_differently_passes():
+    assert check_publicly("train_sae", train_differently) == "correct on all 3 cases"
+
+
+def test_returning_nothing_or_an_untrained_sae_fails_with_a_reason():
+    def forgets_to_return(sae, *args):
+        SOLUTION["train_sae"](sae, *args)
+
+    assert "did you forget to `return sae`?" in check_publicly("train_sae", forgets_to_return)
+    assert "did not change" in check_publicly("train_sae", lambda sae, *args: sae)
+
+
+@pytest.mark.parametrize("k, l1_coeff", [(None, 0.3), (4, 0.0)], ids=["L1", "TopK"])
+def test_the_solution_recovers_toy_features_with_margin_over_the_threshold(k, l1_coeff):
+    """Sharkey et al.'s set-up, three seeds: MMCS well above the check's threshold every time."""
+    for seed in range(3):
+        generator = torch.Generator().manual_seed(seed)
+        features = toy_features(48, 24, generator)
+        sae = SAE.init(24, 96, k=k, generator=generator)
+        SOLUTION["train_sae"](sae, toy_activations(features, 20_000, 0.06, generator), 600, 256, 1e-2, l1_coeff, generator)
+        cosines = features.double() @ (sae.W_dec.detach().double() / sae.W_dec.detach().double().norm(dim=1, keepdim=True)).T
+        assert cosines.max(dim=1).values.mean() > spec_module.MMCS_THRESHOLD + 0.05
+
+
+# --- the metrics agree with a second implementation -----------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def trained_on_the_tiny_lm():
+    """A TopK SAE trained by the solution on the tiny LM, and held-out data to measure it on."""
+    model = spec_module._tiny_lm()
+    docs = corpus.generate(260, seed=11)
+    acts = lm_activations(model, docs.tokens)[:, 1:]
+    train, test = acts[:240].flatten(0, 1), acts[240:].flatten(0, 1)
+    sae = SOLUTION["train_sae"](SAE.init(128, 256, k=16, generator=torch.Generator().manual_seed(0)),
+                                train, 400, 256, 1e-2, 0.0, torch.Generator().manual_seed(1))
+    return model, sae, test, docs.tokens[240:]
+
+
+def test_l0_dead_latents_and_explained_variance_agree_with_float64_formulas(trained_on_the_tiny_lm):
+    _, sae, x, _ = trained_on_the_tiny_lm
+    with torch.no_grad():
+        z = SOLUTION["encode"](sae, x)
+        x_hat = SOLUTION["decode"](sae, z)
+    frequencies = SOLUTION["fire_frequencies"](z)
+    ev = SOLUTION["explained_variance"](x, x_hat)
+
+    x64, x_hat64, z64 = x.double(), x_hat.double(), z.double()
+    active = (z64 != 0).double()
+    assert torch.isclose(frequencies.sum().double(), active.sum(1).mean(), rtol=1e-6)  # L0
+    assert torch.equal(frequencies == 0, active.sum(0) == 0)  # dead latents
+    variance = ((x64 - x64.mean(0)) ** 2).sum(0)  # per dimension, then pooled
+    assert abs(float(ev) - float(1 - ((x64 - x_hat64) ** 2).sum(0).sum() / variance.sum())) < 1e-5
+
+    measured = spec_module.measure(sae, spec_module.HeldOut(x))  # the grader's own measurements
+    assert abs(measured.l0 - float(frequencies.sum())) < 1e-4
+    assert abs(measured.explained_variance - float(ev)) < 1e-5
+    assert measured.dead_fraction == pytest.approx(float((frequencies == 0).double().mean()))
+
+
+def test_loss_recovered_agrees_with_cross_entropy_on_the_logits(trained_on_the_tiny_lm):
+    model, sae, _, tokens = trained_on_the_tiny_lm
+    clean, spliced, ablated, recovered = SOLUTION["loss_recovered"](model, sae, tokens, LM_HOOK).tolist()
+
+    def loss_with(replace) -> float:
+        """Mean next-token cross-entropy computed from the logits, with positions 1: replaced."""
+        def hook(activation, hook):
+            patched = activation.clone()
+            patched[:, 1:] = replace(activation[:, 1:])
+            return patched
+        with torch.no_grad():
+            logits = model.run_with_hooks(tokens, return_type="logits", fwd_hooks=[(LM_HOOK, hook)])
+        return float(F.cross_entropy(logits[:, :-1].flatten(0, 1).double(), tokens[:, 1:].flatten()))
+
+    reconstruct = lambda a: spec_module._encode(sae, a) @ sae.W_dec + sae.b_dec  # noqa: E731 (the grader's encoder)
+    expected = [loss_with(lambda a: a), loss_with(reconstruct), loss_with(torch.zeros_like)]
+    assert [clean, spliced, ablated] == pytest.approx(expected, abs=1e-4)
+    assert recovered == pytest.approx((expected[2] - expected[1]) / (expected[2] - expected[0]), abs=1e-3)
+    assert spliced - clean == pytest.approx(spec_module.measure(sae, spec_module.HeldOut(
+        lm_activations(model, tokens)[:, 1:].flatten(0, 1), tokens=tokens)).loss_increase, abs=1e-4)
+
+
+def test_mmcs_is_one_for_a_dictionary_that_holds_every_feature_and_agrees_with_the_grader():
+    features = toy_features(10, 6, torch.Generator().manual_seed(3))
+    shuffled = torch.cat([features[torch.randperm(10)] * 2.5, torch.randn(5, 6)])
+    assert float(SOLUTION["mmcs"](shuffled, features)) == pytest.approx(1.0, abs=1e-6)
+    held_out = spec_module.HeldOut(torch.randn(50, 6), features=features)
+    sae = SAE(shuffled.T, torch.zeros(15), shuffled, torch.zeros(6))
+    assert spec_module.measure(sae, held_out).mmcs == pytest.approx(1.0, abs=1e-6)
+
+
+# --- the SAE container ----------------------------------------------------------------------------
+
+
+def test_sae_init_has_unit_decoder_rows_and_a_tied_encoder_and_round_trips_through_flat():
+    sae = SAE.init(7, 12, k=3, generator=torch.Generator().manual_seed(0))
+    assert torch.allclose(sae.W_dec.norm(dim=1), torch.ones(12))
+    assert torch.equal(sae.W_enc, sae.W_dec.T) and all(w.requires_grad for w in sae.parameters())
+    back = SAE.from_flat(sae.flat(), 7, 12, k=3)
+    assert all(torch.equal(a.detach(), b) for a, b in zip(sae.parameters(), back.parameters()))
+    with pytest.raises(ValueError, match="expected 187 numbers"):
+        SAE.from_flat(torch.zeros(10), 7, 12)
+    with pytest.raises(ValueError, match="k=13"):
+        SAE.init(7, 12, k=13)
