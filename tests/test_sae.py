@@ -97,6 +97,24 @@ def test_the_solution_recovers_toy_features_with_margin_over_the_threshold(k, l1
         assert cosines.max(dim=1).values.mean() > spec_module.MMCS_THRESHOLD + 0.05
 
 
+def test_knowing_the_true_features_does_not_pass_without_a_trained_encoder():
+    """The kernel can rebuild the toy cases' true features from the seed; a decoder made of them,
+    with the tied encoder at its best threshold and no training, must still fail on reconstruction."""
+    ex = SPEC.exercise("train_sae")
+    refs = References.open(PACKAGE_REFERENCES, LAB, PUBLIC)
+    for case, reference in list(zip(ex.build_cases(PUBLIC_SEED), refs.expected("train_sae")))[:2]:
+        sae, held_out = case[0], case[-1]
+        features = held_out.features
+        spare = toy_features(sae.d_sae - len(features), sae.d_in, torch.Generator().manual_seed(0))
+        W_dec = torch.cat([features, spare])
+        verdicts = []
+        for threshold in torch.linspace(0.0, 1.0, 21).tolist():
+            b_enc = torch.cat([torch.full((len(features),), -threshold), torch.full((len(spare),), -100.0)])
+            cheat = SAE(W_dec.T.clone(), b_enc, W_dec, torch.zeros(sae.d_in), k=sae.k)
+            verdicts.append(spec_module.check_train(cheat.flat(), reference.value, case))
+        assert all(v is not None and "of the held-out variance" in v for v in verdicts), verdicts
+
+
 # --- the metrics agree with a second implementation -----------------------------------------------
 
 
