@@ -52,7 +52,6 @@ Run it on an otherwise idle machine if you can; the 1-minute load average is pri
 from __future__ import annotations
 
 import argparse
-import ast
 import json
 import os
 import statistics
@@ -63,7 +62,6 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-NOTEBOOK = ROOT / "solutions" / "04_sae" / "sparse_autoencoders.ipynb"
 SIDE_VENV = Path(os.environ.get("SAELENS_VENV", ROOT / "benchmarks" / ".saelens-venv"))
 SAE_LENS_VERSION = "6.54.12"
 # transformer-lens 3.9.0 is what pip resolved sae-lens 6.54.12's "transformer-lens>=2.16.1,<4.0.0" to
@@ -113,43 +111,15 @@ def thread_env(threads: int) -> dict[str, str]:
 # The course's functions, from the solution notebook
 
 
-def load_course_functions(notebook: Path = NOTEBOOK) -> dict:
-    """The functions lab 04 has students write, as the solution notebook defines them.
-
-    Executes every cell marked ``nbgrader.solution: true`` (with the ``### BEGIN/END SOLUTION`` lines
-    removed), and the locked code cells that only define functions (``encode``, which dispatches to
-    ``encode_relu`` / ``encode_topk``, is one), into a namespace holding what the notebook imports.
-    """
-    if not notebook.exists():
-        raise FileNotFoundError(f"{notebook} is not there yet: the course side needs the lab 04 solution notebook")
-    import torch
-    from jaxtyping import Bool, Float, Int
-    from torch import Tensor
+def load_course_functions() -> dict:
+    """The functions lab 04 has students write, as the solution notebook defines them (its answer
+    cells and the cells that only define functions, such as ``encode``), via the tests' loader."""
+    sys.path.insert(0, str(ROOT / "tests"))
+    from course import solution_functions
 
     from interplab.sae import SAE
 
-    cells = json.loads(notebook.read_text())["cells"]
-    namespace = {"torch": torch, "Bool": Bool, "Float": Float, "Int": Int, "Tensor": Tensor, "SAE": SAE}
-    for cell in cells:
-        if cell["cell_type"] != "code":
-            continue
-        source = "".join(cell["source"])
-        solution = cell.get("metadata", {}).get("nbgrader", {}).get("solution", False)
-        if solution:
-            source = "\n".join(line for line in source.splitlines()
-                               if line.strip() not in ("### BEGIN SOLUTION", "### END SOLUTION"))
-        else:
-            try:
-                body = ast.parse(source).body
-            except SyntaxError:  # IPython magics
-                continue
-            if not body or not all(isinstance(node, ast.FunctionDef) for node in body):
-                continue
-        exec(compile(source, f"{notebook.name}:{cell.get('id', '?')}", "exec"), namespace)
-    missing = [name for name in ("encode", "decode", "sae_loss", "train_sae") if name not in namespace]
-    if missing:
-        raise RuntimeError(f"the solution notebook does not define {missing}")
-    return namespace
+    return solution_functions("04_sae", SAE=SAE)
 
 
 def make_activations(n_docs: int = TRAIN_DOCS, seed: int = CORPUS_SEED):

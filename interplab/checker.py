@@ -26,7 +26,7 @@ from typing import Callable
 
 from interplab.answers import Case, as_tensor, save_cases
 from interplab.exercises import PUBLIC_SEED, Exercise, get_lab
-from interplab.judge import judge
+from interplab.judge import Verdict, judge
 from interplab.reference import HIDDEN, PACKAGE_REFERENCES, PUBLIC, References
 
 RECORD_DIR_ENV = "INTERPLAB_RECORD_DIR"
@@ -58,34 +58,35 @@ class Lab:
         self.spec = get_lab(name)
         record_dir = os.environ.get(RECORD_DIR_ENV)
         self.record_dir = Path(record_dir) if record_dir else None
+        #: Which inputs' answers this run records, when it records (PUBLIC, HIDDEN).
+        self.record_inputs = os.environ.get(RECORD_INPUTS_ENV, f"{PUBLIC},{HIDDEN}").split(",")
 
     @property
     def recording(self) -> bool:
         return self.record_dir is not None
 
-    def _records(self, inputs: str) -> bool:
-        """Whether this run records the answers on ``inputs`` (PUBLIC or HIDDEN)."""
-        return inputs in os.environ.get(RECORD_INPUTS_ENV, f"{PUBLIC},{HIDDEN}").split(",")
+    def verdict(self, exercise: str, fn: Callable) -> Verdict:
+        """``fn`` judged on the public inputs against the shipped public references."""
+        ex = self.spec.exercise(exercise)
+        refs = References.open(PACKAGE_REFERENCES, self.spec.name, PUBLIC)
+        cases = run_cases(ex, fn, ex.build_cases(PUBLIC_SEED))
+        return judge(ex, cases, refs.expected(exercise), refs.mistakes(exercise), lambda: ex.build_cases(PUBLIC_SEED))
 
     def check(self, exercise: str, fn: Callable) -> None:
         """Run ``fn`` on the public inputs: say whether it is right, and why not."""
-        ex = self.spec.exercise(exercise)
         if self.recording:
-            if self._records(PUBLIC):
+            if PUBLIC in self.record_inputs:
+                ex = self.spec.exercise(exercise)
                 save_cases(self.record_dir / PUBLIC, exercise, run_cases(ex, fn, ex.build_cases(PUBLIC_SEED)))
             return
-        cases = run_cases(ex, fn, ex.build_cases(PUBLIC_SEED))
-        refs = References.open(PACKAGE_REFERENCES, self.spec.name, PUBLIC)
-        verdict = judge(
-            ex, cases, refs.expected(exercise), refs.mistakes(exercise), lambda: ex.build_cases(PUBLIC_SEED)
-        )
+        verdict = self.verdict(exercise, fn)
         if not verdict.passed:
             raise CheckFailed(f"{exercise}: {verdict.message}")
         print(f"✅ {exercise}: {verdict.message}.")
 
     def record(self, exercise: str, fn: Callable) -> None:
         """Record ``fn``'s outputs on the grader's inputs (only while grading)."""
-        if not self.recording or not self._records(HIDDEN):
+        if not self.recording or HIDDEN not in self.record_inputs:
             return
         ex: Exercise = self.spec.exercise(exercise)
         seed = int(os.environ.get(SEED_ENV, PUBLIC_SEED))

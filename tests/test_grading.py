@@ -11,15 +11,14 @@ import shutil
 
 import nbformat
 import pytest
-from classes import assert_costs_only_its_exercise
-from course import MUTANTS, ROOT, SOLUTION, completed_lab, read
+from classes import assert_costs_only_its_exercise, points_of
+from course import MUTANTS, ROOT, completed_lab, read
 
 from interplab.exercises import LabSpec, get_lab
 from interplab.grading.grade import grade
 
 SPEC = get_lab("02_induction")
-POINTS = {c.metadata["nbgrader"]["grade_id"].removeprefix("check_"): float(c.metadata["nbgrader"]["points"])
-          for c in read(SOLUTION).cells if c.metadata.get("nbgrader", {}).get("grade")}
+POINTS = points_of("02_induction")
 FULL = sum(POINTS.values())
 
 

@@ -17,10 +17,9 @@ from classes import GradedClass
 from course import solution_functions
 
 from interplab import corpus
-from interplab.checker import run_cases
+from interplab.checker import Lab
 from interplab.exercises import PUBLIC_SEED, get_lab
 from interplab.exercises import sae as spec_module
-from interplab.judge import judge
 from interplab.reference import PACKAGE_REFERENCES, PUBLIC, References
 from interplab.sae import LM_HOOK, SAE, lm_activations, toy_activations, toy_features
 
@@ -44,12 +43,7 @@ class TestGrading(GradedClass):
 
 def check_publicly(exercise: str, fn) -> str:
     """What ``lab.check`` would say of ``fn``: the verdict's message (judged on the public inputs)."""
-    ex = SPEC.exercise(exercise)
-    refs = References.open(PACKAGE_REFERENCES, LAB, PUBLIC)
-    cases = ex.build_cases(PUBLIC_SEED)
-    verdict = judge(ex, run_cases(ex, fn, cases), refs.expected(exercise), refs.mistakes(exercise),
-                    lambda: ex.build_cases(PUBLIC_SEED))
-    return verdict.message
+    return Lab(LAB).verdict(exercise, fn).message
 
 
 def train_differently(sae, activations, steps, batch_size, lr, l1_coeff, generator):

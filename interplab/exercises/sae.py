@@ -135,7 +135,7 @@ def _lm_case(inputs: Inputs, tag: str) -> tuple:
     model = _tiny_lm()
     docs = corpus.generate(LM["train_docs"] + LM["test_docs"], seed=_seed(inputs, f"{tag}/corpus")).tokens
     acts = lm_activations(model, docs)[:, 1:]  # BOS is left out: its activation is the same every time
-    train, test = acts[: LM["train_docs"]].reshape(-1, acts.shape[-1]), acts[LM["train_docs"]:].reshape(-1, acts.shape[-1])
+    train, test = acts[: LM["train_docs"]].flatten(0, 1), acts[LM["train_docs"]:].flatten(0, 1)
     sae = SAE.init(acts.shape[-1], LM["d_sae"], k=LM["k"], generator=inputs.generator(f"{tag}/init"))
     held_out = HeldOut(test, tokens=docs[LM["train_docs"]:])
     return (sae, train, STEPS, BATCH, LR, 0.0, inputs.generator(f"{tag}/batches"), held_out)
@@ -191,7 +191,7 @@ def recovered_cases(inputs: Inputs) -> list[tuple]:
     """(model, sae, tokens, hook_name): the shipped tiny LM with SAEs made from its own activations."""
     model = _tiny_lm()
     docs = corpus.generate(48, seed=_seed(inputs, "corpus")).tokens
-    acts = lm_activations(model, docs[:32])[:, 1:].reshape(-1, 128)
+    acts = lm_activations(model, docs[:32])[:, 1:].flatten(0, 1)
     return [
         (model, _data_sae(inputs, acts, 256, 16, "topk"), docs[32:40], LM_HOOK),
         (model, _data_sae(inputs, acts, 128, None, "relu"), docs[40:], LM_HOOK),
