@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import argparse
+import json
+import secrets
 import sys
 from pathlib import Path
 
@@ -30,6 +32,23 @@ def cmd_build(args) -> int:
     return 0
 
 
+#: A seed shorter than this can be found by trying every candidate against the hidden inputs a
+#: student's kernel is handed while graded; ``secrets.token_hex(16)`` gives 32 characters.
+SHORT_SEED = 16
+
+
+def _seed_for(args, out: Path, lab: str) -> str:
+    """The seed of ``lab``'s hidden inputs: as given, the public default, the private folder's own, or a new secret."""
+    if args.seed is not None:
+        return args.seed
+    if not args.out:
+        return str(DEFAULT_SEED)
+    meta = out / lab / "meta.json"
+    if meta.is_file() and json.loads(meta.read_text()).get("seed"):
+        return str(json.loads(meta.read_text())["seed"])  # keep the secret these references were made with
+    return secrets.token_hex(16)
+
+
 def cmd_references(args) -> int:
     from interplab.grading.build import lab_names
     from interplab.grading.course import default_references
@@ -37,13 +56,17 @@ def cmd_references(args) -> int:
 
     root = _root(args)
     out = Path(args.out) if args.out else default_references(root)
+    if args.seed is not None and len(args.seed) < SHORT_SEED:
+        print(f"WARNING: a seed of {len(args.seed)} characters can be guessed by trying them all against the hidden "
+              "inputs a student sees while graded. Leave --seed out with --out to get a random secret.", file=sys.stderr)
     for lab in args.labs or lab_names(root):
-        meta = make_references(root, lab, args.seed, out, workers=args.workers)
-        print(f"{lab}: references for seed {args.seed} in {out / lab}; "
-              f"{len(meta['mistakes'])} known mistakes fingerprinted")
-    if args.seed == DEFAULT_SEED and not args.out:
-        print("These use the course's public default seed. For a real class, keep a private seed: "
-              "interplab references --seed YOUR_SECRET --out PRIVATE_DIR")
+        seed = _seed_for(args, out, lab)
+        meta = make_references(root, lab, seed, out, workers=args.workers)
+        shown = seed if seed == str(DEFAULT_SEED) else "your private seed (kept in meta.json there)"
+        print(f"{lab}: references for {shown} in {out / lab}; {len(meta['mistakes'])} known mistakes fingerprinted")
+    if not args.out:
+        print("These use the course's public default seed. For a real class, make private references: "
+              "interplab references --out PRIVATE_DIR (a random secret seed is made and kept there)")
     return 0
 
 
@@ -89,7 +112,8 @@ def parser() -> argparse.ArgumentParser:
 
     r = sub.add_parser("references", help="regenerate reference outputs by running the solutions")
     r.add_argument("labs", nargs="*", help="labs (default: all)")
-    r.add_argument("--seed", type=int, default=DEFAULT_SEED, help="seed of the hidden inputs; keep yours private")
+    r.add_argument("--seed", help="seed of the hidden inputs (default: the public one, or with --out a new random "
+                                  "secret, reused when that folder already holds one); keep yours private")
     r.add_argument("--out", help="where the hidden references go (default: autograder/references)")
     r.add_argument("--workers", type=int, default=2, help="notebooks run at once")
     r.set_defaults(func=cmd_references)
