@@ -99,6 +99,6 @@ def report(done: list[Copied], into: Path) -> str:
             lines.append(f"outdated  {shown(c.copy)}: the course's version has changed since you copied it; run "
                          f"`interplab start {c.original.parent.name} --fresh` to get it (yours is kept as a backup)")
     copied = sum(c.status in ("new", "fresh") for c in done)
-    lines.append(f"{len(done)} notebooks in {shown(into)}/: {copied} copied, {len(done) - copied} already there "
+    lines.append(f"{len(done)} notebook{'' if len(done) == 1 else 's'} in {shown(into)}/: {copied} copied, {len(done) - copied} already there "
                  "and kept. Work in these copies: the course's own notebooks stay as they are.")
     return "\n".join(lines)
