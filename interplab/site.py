@@ -83,12 +83,18 @@ def execute_lessons(root: Path, workers: int = 2, force: bool = False) -> dict[P
 
 
 def index_page(root: Path) -> str:
-    """The site's front page: what the course is, and its modules linked to their lessons."""
+    """The site's front page: what the course is, and its modules linked to their lessons (here) and
+    labs (on Colab, from the course's Colab source)."""
+    from interplab.colab import Source
+
+    source = Source.read(root)
     rows = []
     for m in MODULES:
         if m.built(root):
             lesson = f"[{m.title}](lessons/{Path(m.lesson).stem}.ipynb)"
-            lab = "lesson only" if m.lab is None else f"{len(m.lab_notebooks(root))} graded lab notebook(s)"
+            labs = [p.relative_to(root).as_posix() for p in m.lab_notebooks(root)]
+            lab = " · ".join(f"[open in Colab]({source.badge_url(p)})" for p in labs) if labs else (
+                "lesson only" if m.lab is None else "")
         else:
             lesson, lab = f"{m.title} *(in preparation)*", ""
         rows.append(f"| {m.number} | {lesson} | {m.summary} | {lab} |")
