@@ -25,8 +25,9 @@ from interplab.grading.sandbox import Limits
 from interplab.syllabus import MODULES
 
 PACKAGE = Path(__file__).resolve().parent
-#: Lessons are the course's own code: they may print the whole 1.3 MB circuitsvis bundle per pattern.
-LESSON_LIMITS = Limits(output_bytes=64 * 1024**2)
+#: Lessons are the course's own code: they may print the whole 1.3 MB circuitsvis bundle per pattern,
+#: and a cell may take minutes on a busy machine (their speed is measured by benchmarks/, not here).
+LESSON_LIMITS = Limits(cell_seconds=900, notebook_seconds=3600, output_bytes=64 * 1024**2)
 
 
 def site_dir(root: Path) -> Path:
