@@ -2,6 +2,7 @@
 that stay in sync with their solutions however JupyterLab saves them."""
 
 import copy
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -156,3 +157,12 @@ def test_the_start_command_and_its_errors(tmp_path):
 def test_git_ignores_the_working_copies():
     ignored = subprocess.run(["git", "check-ignore", "-q", "work/labs/02_induction/induction_heads.ipynb"], cwd=ROOT)
     assert ignored.returncode == 0
+
+
+def test_training_shows_a_progress_bar_that_tqdm_disable_silences():
+    script = "from interplab.train import progress_bar\nfor _ in progress_bar(range(3), 'training'): pass"
+    shown = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True)
+    quiet = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                           env={**os.environ, "TQDM_DISABLE": "1"})
+    assert "training: 100%" in shown.stderr and "3/3" in shown.stderr
+    assert quiet.stderr == "" and quiet.returncode == 0
