@@ -28,6 +28,8 @@ PACKAGE = Path(__file__).resolve().parent
 #: Lessons are the course's own code: they may print the whole 1.3 MB circuitsvis bundle per pattern,
 #: and a cell may take minutes on a busy machine (their speed is measured by benchmarks/, not here).
 LESSON_LIMITS = Limits(cell_seconds=900, notebook_seconds=3600, output_bytes=64 * 1024**2)
+#: The CPU tier, and Jupyter's inline figures (the grader's runs use Agg, which shows none).
+LESSON_ENV = {"INTERPLAB_TIER": "cpu", "MPLBACKEND": "module://matplotlib_inline.backend_inline"}
 
 
 def site_dir(root: Path) -> Path:
@@ -62,7 +64,7 @@ def execute_lesson(lesson: Path, cache: Path, force: bool = False, package: str 
         return out
     cache.mkdir(parents=True, exist_ok=True)
     partial = out.with_suffix(".running.ipynb")
-    run = run_notebook(lesson, partial, cwd=lesson.parent, env={"INTERPLAB_TIER": "cpu"}, limits=LESSON_LIMITS)
+    run = run_notebook(lesson, partial, cwd=lesson.parent, env=LESSON_ENV, limits=LESSON_LIMITS)
     problems = [run.problem] if run.problem else lesson_errors(run.notebook)
     if problems:
         raise RuntimeError(f"{lesson.name} did not run cleanly: " + "; ".join(problems))
