@@ -26,9 +26,9 @@ install: $(VENV)/.installed
 $(VENV)/.installed: pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
 	@echo "Installing $(TORCH) from $(or $(TORCH_INDEX),pip's default index) ..."
-	$(PIP) install $(if $(TORCH_INDEX),--index-url $(TORCH_INDEX)) "$(TORCH)" $(QUIET_PIP)
+	@$(PIP) install $(if $(TORCH_INDEX),--index-url $(TORCH_INDEX)) "$(TORCH)" $(QUIET_PIP)
 	@echo "Installing the course and its pinned dependencies (constraints.txt) ..."
-	$(PIP) install -c constraints.txt -e ".[dev]" $(QUIET_PIP)
+	@$(PIP) install -c constraints.txt -e ".[dev]" $(QUIET_PIP)
 	touch $@
 	@echo "Installed. The course's command is $(BIN)/interplab (or run 'source $(BIN)/activate' first, then 'interplab')."
 
