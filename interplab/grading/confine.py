@@ -9,9 +9,9 @@ a submission cannot signal, and it supervises the run:
 1. it copies the grader's inputs from the host folder (open as ``FD``) into ``DIR``, a tmpfs of
    bounded size mounted over that same path, so all a submission writes stays in bounded RAM;
 2. it runs ``CMD`` as the unprivileged user, under the limits, its output into a pipe of which
-   only the last lines are kept;
+   only the last lines are kept, and the executed notebook into another (``NOTEBOOK_FD``);
 3. when ``CMD`` ends, or after ``S`` seconds, it kills every other process of the sandbox;
-4. it copies back into ``FD`` what the grader reads: the executed notebook and the recorded
+4. it writes into ``FD`` what the grader reads: the executed notebook and the recorded
    answers, each at most ``B`` bytes (a symlink, folder or FIFO is recreated as what it is, for
    the grader to refuse), then ``run.json``, which says how the run ended.
 
@@ -44,14 +44,20 @@ MAX_ENTRIES = 256
 MAX_TOTAL_BYTES = 512 * 1024**2
 #: Seconds the processes left after the runner get to die before the copy starts regardless.
 REAP_SECONDS = 5.0
-#: What the grader reads back from the private folder.
-RESULTS = ("executed.ipynb", "answers")
+#: What the grader reads back from the private folder, besides the executed notebook.
+RESULTS = ("answers",)
+#: The executed notebook, which the runner writes into a pipe (as ``NOTEBOOK_FD``), not into
+#: the private folder: a submission that filled its folder still gets its outputs shown.
+NOTEBOOK = "executed.ipynb"
+NOTEBOOK_FD = 3
 REPORT = "run.json"
 
 
-def limit(args) -> None:
+def limit(args, notebook_fd: int | None = None) -> None:
     """Become the unprivileged user (when root) with the run's limits; the first to be killed
     when memory runs out, before the supervisor or the grader."""
+    if notebook_fd is not None:
+        os.dup2(notebook_fd, NOTEBOOK_FD)
     try:
         with open("/proc/self/oom_score_adj", "w") as f:
             f.write("1000")
@@ -156,29 +162,46 @@ def free_bytes(path: str) -> int:
     return info.f_bavail * info.f_frsize
 
 
-def run(cmd: list[str], args) -> tuple[int | None, bool, bytes]:
-    """Run ``cmd`` limited, for at most ``args.seconds``; its exit status, whether it timed out,
-    and the tail of its output. Every other process of the sandbox is dead when it returns."""
-    read_end, write_end = os.pipe()
-    proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=write_end, stderr=write_end, cwd=args.private,
-                            preexec_fn=lambda: limit(args), close_fds=True)
-    os.close(write_end)
-    tail, timed_out = b"", False
+class Tail:
+    """The last ``size`` bytes of a stream, or (``size`` None) up to ``limit`` bytes of it."""
+
+    def __init__(self, size: int | None = None, limit: int = 0):
+        self.size, self.limit = size, limit
+        self.data, self.over = b"", False
+
+    def add(self, chunk: bytes) -> None:
+        if self.size is not None:
+            self.data = (self.data + chunk)[-self.size:]
+        elif len(self.data) + len(chunk) > self.limit:
+            self.over = True
+        else:
+            self.data += chunk
+
+
+def run(cmd: list[str], args) -> tuple[int | None, bool, bytes, bytes | None]:
+    """Run ``cmd`` limited, for at most ``args.seconds``: its exit status, whether it timed out,
+    the tail of its output, and the notebook it wrote (None if too big). Every other process
+    of the sandbox is dead when it returns."""
+    log_read, log_write = os.pipe()
+    nb_read, nb_write = os.pipe()
+    proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=log_write, stderr=log_write, cwd=args.private,
+                            preexec_fn=lambda: limit(args, nb_write), close_fds=True, pass_fds=(NOTEBOOK_FD,))
+    os.close(log_write)
+    os.close(nb_write)
+    tails = {log_read: Tail(size=LOG_TAIL_BYTES), nb_read: Tail(limit=args.copy_bytes)}
+    open_fds = set(tails)
+    timed_out = False
     deadline = time.monotonic() + args.seconds
     while proc.poll() is None:
         left = deadline - time.monotonic()
         if left <= 0:
             timed_out = True
             break
-        if select.select([read_end], [], [], min(left, 0.5))[0]:
-            chunk = os.read(read_end, 65536)
-            tail = (tail + chunk)[-LOG_TAIL_BYTES:]
-            if not chunk:  # every writer has gone: the runner is ending
-                try:
-                    proc.wait(timeout=max(0.0, deadline - time.monotonic()))
-                except subprocess.TimeoutExpired:
-                    timed_out = True
-                    break
+        for fd in select.select(list(open_fds), [], [], min(left, 0.5))[0]:
+            chunk = os.read(fd, 1024**2)
+            tails[fd].add(chunk)
+            if not chunk:  # every writer of this pipe has gone
+                open_fds.discard(fd)
     try:
         os.kill(-1, signal.SIGKILL)  # every process of the sandbox but this one
     except ProcessLookupError:
@@ -190,14 +213,17 @@ def run(cmd: list[str], args) -> tuple[int | None, bool, bytes]:
                 time.sleep(0.02)
         except ChildProcessError:
             break
-    os.set_blocking(read_end, False)
-    try:
-        while chunk := os.read(read_end, 65536):
-            tail = (tail + chunk)[-LOG_TAIL_BYTES:]
-    except BlockingIOError:
-        pass
-    os.close(read_end)
-    return proc.returncode, timed_out, tail
+    for fd in open_fds:  # what the pipes still hold: their writers are dead
+        os.set_blocking(fd, False)
+        try:
+            while chunk := os.read(fd, 1024**2):
+                tails[fd].add(chunk)
+        except BlockingIOError:
+            pass
+    for fd in tails:
+        os.close(fd)
+    log, notebook = tails[log_read], tails[nb_read]
+    return proc.returncode, timed_out, log.data, None if notebook.over else notebook.data
 
 
 def supervise(args, cmd: list[str]) -> None:
@@ -207,9 +233,14 @@ def supervise(args, cmd: list[str]) -> None:
     if args.uid is not None:
         os.chown(args.private, args.uid, args.uid)
     copy_in(args.results_fd, args.private, args.uid)
-    returncode, timed_out, tail = run(cmd, args)
+    returncode, timed_out, tail, notebook = run(cmd, args)
+    if notebook:
+        fd = os.open(NOTEBOOK, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600, dir_fd=args.results_fd)
+        with os.fdopen(fd, "wb") as f:
+            f.write(notebook)
     CopyOut(args.results_fd, args.copy_bytes).results(args.private)
     report = {"returncode": returncode, "timed_out": timed_out, "log": tail.decode(errors="replace"),
+              "notebook_too_big": notebook is None,
               "private_full": free_bytes(args.private) < FULL_BELOW, "tmp_full": free_bytes("/tmp") < FULL_BELOW}
     fd = os.open(REPORT, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600, dir_fd=args.results_fd)
     with os.fdopen(fd, "w") as f:

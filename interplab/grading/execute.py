@@ -8,6 +8,7 @@ the child runs inside the sandbox (``interplab.grading.sandbox``), the grader's 
 from __future__ import annotations
 
 import argparse
+import ctypes
 import json
 import os
 import re
@@ -21,7 +22,8 @@ from pathlib import Path
 import nbformat
 
 from interplab.grading.budget import Budget
-from interplab.grading.confine import REPORT
+from interplab.grading.confine import NOTEBOOK_FD, REPORT
+from interplab.grading.sanitize import strip_active
 from interplab.grading.sandbox import Limits, Sandbox, private_env
 
 #: What the kernel of a graded or tested notebook needs to stay polite on a shared machine.
@@ -56,6 +58,8 @@ def run_notebook(
     if sandbox is None:
         return _run(cmd, child_env, out, limits)
     isolated = sandbox.problem is None
+    if isolated:
+        cmd.append("--sandboxed")
     child_env |= private_env(cwd, isolated)
     budget = Budget.start(limits.memory_total_bytes, limits.processes)
     results = os.open(cwd, os.O_RDONLY | os.O_DIRECTORY) if isolated else None
@@ -131,8 +135,10 @@ def _supervised(private: Path, limits: Limits, returncode: int, log, no_notebook
                              ("tmp_full", "/tmp", limits.tmp_bytes)):
         if report.get(key):
             problems.append(f"it filled {where} (the limit is {size // 1024**2} MB)")
+    if report.get("notebook_too_big"):
+        problems.append(f"its executed notebook was over {MAX_NOTEBOOK_BYTES // 1024**2} MB, so its outputs are not shown")
     code = report.get("returncode")
-    if not report.get("timed_out") and not stopped and (code != 0 or no_notebook):
+    if not report.get("timed_out") and not stopped and (code != 0 or no_notebook and not report.get("notebook_too_big")):
         how = _how(code) if isinstance(code, int) else ""
         problems.append(f"the notebook could not be run to its end{how}: {plain(str(report.get('log', '')))}")
     return problems
@@ -212,14 +218,19 @@ def _read(path: Path) -> nbformat.NotebookNode | None:
         return None
 
 
-def capped_client(nb: nbformat.NotebookNode, output_bytes: int, **kwargs):
-    """An nbclient that keeps at most ``output_bytes`` of output per cell (bytes, not lines)."""
+def capped_client(nb: nbformat.NotebookNode, output_bytes: int, static: bool = False, **kwargs):
+    """An nbclient that keeps at most ``output_bytes`` of output per cell (bytes, not lines);
+    ``static``: scripts in HTML outputs are dropped first (they cannot run where a graded
+    notebook is shown, and a figure's inlined bundle would fill the cell's share)."""
     from nbclient import NotebookClient
 
     used: dict[int, int] = {}  # bytes of output so far, per cell
 
     class CappedClient(NotebookClient):
         def output(self, outs, msg, display_id, cell_index):
+            data = msg.get("content", {}).get("data") if isinstance(msg.get("content"), dict) else None
+            if static and isinstance(data, dict) and isinstance(data.get("text/html"), str):
+                data["text/html"] = strip_active(data["text/html"])
             size = len(str(msg.get("content", "")).encode())
             before = used.get(cell_index, 0)
             used[cell_index] = before + size
@@ -241,15 +252,24 @@ def main() -> None:
     parser.add_argument("--cell-timeout", type=int, default=120)
     parser.add_argument("--output-bytes", type=int, default=Limits.output_bytes)
     parser.add_argument("--cwd", type=Path, default=Path.cwd())
+    parser.add_argument("--sandboxed", action="store_true",
+                        help=f"write the notebook to fd {NOTEBOOK_FD} (a pipe to the sandbox's supervisor), not OUT; "
+                             "keep HTML outputs static")
     args = parser.parse_args()
+    if args.sandboxed:  # the kernel runs as this user: it may not read our fds or trace us
+        ctypes.CDLL(None).prctl(4, 0, 0, 0, 0)  # PR_SET_DUMPABLE 0
     nb = nbformat.read(str(args.source), as_version=4)
-    client = capped_client(nb, args.output_bytes, timeout=args.cell_timeout, allow_errors=True,
-                           kernel_name="python3", interrupt_on_timeout=True,
-                           resources={"metadata": {"path": str(args.cwd)}})
+    client = capped_client(nb, args.output_bytes, static=args.sandboxed, timeout=args.cell_timeout,
+                           allow_errors=True, kernel_name="python3", interrupt_on_timeout=True,
+                           shutdown_kernel="immediate", resources={"metadata": {"path": str(args.cwd)}})
     try:
         client.execute()
     finally:  # what ran is worth keeping even when the kernel died halfway
-        nbformat.write(nb, str(args.out))
+        if args.sandboxed:
+            with os.fdopen(NOTEBOOK_FD, "wb") as out:
+                out.write(nbformat.writes(nb).encode())
+        else:
+            nbformat.write(nb, str(args.out))
 
 
 if __name__ == "__main__":

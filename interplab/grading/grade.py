@@ -321,6 +321,18 @@ def _read_results(work: Path, spec: LabSpec, student: str, row: Row) -> None:
     row.details = " | ".join(wrong)
 
 
+def summary(rows: list[Row], width: int = 160) -> str:
+    """What the console shows after grading: the counts, then one line per student whose row needs a look."""
+    problems = [r for r in rows if r.status != "graded" and not r.status.startswith("not graded")]
+    failed = [r for r in rows if r.status.startswith("not graded")]
+    lines = [f"graded {len(rows) - len(problems) - len(failed)}, graded with problems {len(problems)}, "
+             f"not graded {len(failed)}"]
+    for row in problems + failed:
+        line = f"  {row.student}: {row.total():g} points, {row.status}"
+        lines.append(line if len(line) <= width else line[: width - 1] + "…")
+    return "\n".join(lines)
+
+
 def write_csv(out: Path, spec: LabSpec, rows: list[Row]) -> None:
     """One row per student, every text cell plain and bounded (``Row.plain``); written whole to
     a temporary file first, so a crash never leaves half a CSV where the last one was."""

@@ -48,7 +48,7 @@ class Limits:
     notebook_seconds: int = 900
     memory_bytes: int = 6 * GiB  # address space of each process: torch reserves more than it touches
     #: All the run's processes and its tmpfs files together (what it really holds in RAM).
-    memory_total_bytes: int = 4 * GiB
+    memory_total_bytes: int = 6 * GiB
     processes: int = 256  # counts threads too: a kernel with torch runs a few dozen
     file_bytes: int = 256 * 1024**2
     #: The private folder (the submission's HOME and working folder) and /tmp, both in RAM.
@@ -233,3 +233,34 @@ def private_env(private: Path, isolated: bool = True) -> dict[str, str]:
     return {"HOME": str(private), "TMPDIR": "/tmp" if isolated else str(private), "JUPYTER_RUNTIME_DIR": str(private / ".runtime"),
             "JUPYTER_DATA_DIR": str(private / ".jupyter"), "IPYTHONDIR": str(private / ".ipython"),
             "MPLCONFIGDIR": str(private / ".matplotlib"), "HF_HOME": str(private / ".hf")}
+
+
+def warnings_for(sandbox: Sandbox, workers: int) -> list[str]:
+    """What an instructor should know before grading starts: isolation, how memory is bounded,
+    and whether the workers' budgets fit in this machine's memory."""
+    from interplab.grading.budget import Cgroup
+
+    found = []
+    if sandbox.problem:
+        found.append(f"submissions will run {sandbox.problem}")
+    cgroup = Cgroup.find_parents()
+    if isinstance(cgroup, str):
+        found.append(f"no memory cgroup ({cgroup}): each submission's memory is checked twice a second "
+                     "instead, so a fast allocation can briefly overshoot its limit")
+    available = _available_memory()
+    # each worker's own process (nbgrader, torch) holds about 1 GB beside its submission
+    needed = workers * (sandbox.limits.memory_total_bytes + GiB)
+    if available is not None and needed > available:
+        found.append(f"{workers} workers may use {needed / GiB:.0f} GB but {available / GiB:.0f} GB is available: "
+                     "use fewer --workers or a smaller --memory")
+    return found
+
+
+def _available_memory() -> int | None:
+    try:
+        for line in Path("/proc/meminfo").read_text().splitlines():
+            if line.startswith("MemAvailable:"):
+                return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return None

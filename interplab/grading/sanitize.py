@@ -65,6 +65,13 @@ def _attribute(tag: str, name: str, value: str) -> bool:
     return False
 
 
+def strip_active(text: str) -> str:
+    """HTML without its scripts and the like (contents and all), a note where they were; not yet
+    clean (``clean_html`` is), but small: what the notebook runner keeps of an interactive figure."""
+    without, removed = _ACTIVE.subn("", text)
+    return without + SCRIPTS_REMOVED if removed else without
+
+
 def clean_html(text: str, max_chars: int | None = None) -> tuple[str, bool]:
     """``text`` with only static HTML left, and whether scripts (or the like) were removed.
     Markup still over ``max_chars`` once its scripts are gone is not parsed but cut."""
