@@ -673,7 +673,9 @@ for child in range(3):
         os.close(read_end)
         hog = []
         for _ in range(24):
-            hog.append(bytearray(64 * 2**20))  # bytearray touches its pages
+            block = bytearray(64 * 2**20)
+            block[::4096] = b"x" * (len(block) // 4096)  # touch every page: untouched ones are not held
+            hog.append(block)
             os.write(write_end, b"+")
             time.sleep(0.05)
         time.sleep(3)

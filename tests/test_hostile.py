@@ -512,3 +512,43 @@ def test_no_student_script_runs_in_what_the_formgrader_serves(graded, browser, t
     _assert_no_student_script_ran(page, requests, dialogs, page.title())
     assert "PWNED" not in page.title() and HONEST_TEXT in page.inner_text("body")
     page.close()
+
+
+# -- the two ways a run's total memory is bounded, in process ----------------------------------
+
+#: Three children that hold 100 MB each (touched), then wait.
+_CHILDREN = ("import os, time\n"
+             "for _ in range(3):\n"
+             "    if os.fork() == 0:\n"
+             "        hog = bytearray(100 * 2**20)\n"
+             "        time.sleep(30)\n"
+             "        os._exit(0)\n"
+             "time.sleep(30)\n")
+
+
+def test_the_watchdog_stops_a_run_whose_processes_together_hold_too_much():
+    from interplab.grading.budget import Budget
+
+    budget = Budget(memory_bytes=200 * MiB, processes=64)  # no cgroup: sampling
+    proc = subprocess.Popen([sys.executable, "-c", _CHILDREN], start_new_session=True)
+    try:
+        deadline = time.monotonic() + 60
+        while not budget.watch(proc.pid) and time.monotonic() < deadline:
+            time.sleep(0.1)
+    finally:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+    assert budget.over and budget.peak_sampled > 200 * MiB
+    assert "used more than its" in budget.close()
+
+
+def test_a_cgroup_holds_a_run_to_its_memory_where_the_grader_may_make_one():
+    from interplab.grading.budget import Budget
+
+    budget = Budget.start(memory_bytes=200 * MiB, processes=64)
+    if budget.cgroup is None:
+        pytest.skip(f"no cgroup here: {budget.why_not_cgroup}")
+    proc = subprocess.run(budget.command([sys.executable, "-c", _CHILDREN.replace("30", "2")]), timeout=120)
+    assert proc.returncode == 0  # the parent lives: the kernel killed a child, the biggest
+    message = budget.close()
+    assert message is not None and re.search(r"went over its .* GB of memory .*: \d+ of its processes w", message)

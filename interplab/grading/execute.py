@@ -140,7 +140,9 @@ def _supervised(private: Path, limits: Limits, returncode: int, log, no_notebook
     code = report.get("returncode")
     if not report.get("timed_out") and not stopped and (code != 0 or no_notebook and not report.get("notebook_too_big")):
         how = _how(code) if isinstance(code, int) else ""
-        problems.append(f"the notebook could not be run to its end{how}: {plain(str(report.get('log', '')))}")
+        # killed by a signal, its last words (the kernel's farewell) say nothing more
+        why = "" if how.startswith(" (its runner was killed") else f": {plain(str(report.get('log', '')))}"
+        problems.append(f"the notebook could not be run to its end{how}{why}")
     return problems
 
 
@@ -180,7 +182,7 @@ def _how(returncode: int) -> str:
 
 
 #: Log lines that every kernel prints and that explain nothing.
-_NOISE = ("Kernel is running over TCP without encryption",)
+_NOISE = ("Kernel is running over TCP without encryption", "[IPKernelApp]")
 #: What nbclient's and Python's messages mean, said plainly; the first match wins.
 _PLAIN = (
     (re.compile(r"DeadKernelError|Kernel died"), "the kernel died (the notebook exited, crashed or was killed)"),
