@@ -71,19 +71,19 @@ def cmd_references(args) -> int:
 
 
 def cmd_grade(args) -> int:
-    from interplab.grading.grade import grade
+    from interplab.grading.grade import grade, summary
+    from interplab.grading.sandbox import Sandbox, warnings_for
 
-    from interplab.grading.sandbox import Sandbox
-
-    limits = Limits(cell_seconds=args.cell_timeout, notebook_seconds=args.notebook_timeout)
-    sandbox = Sandbox(limits, isolate=not args.no_sandbox)
-    if sandbox.problem:
-        print(f"WARNING: submissions will run {sandbox.problem}", file=sys.stderr)
+    limits = Limits(cell_seconds=args.cell_timeout, notebook_seconds=args.notebook_timeout,
+                    memory_total_bytes=int(args.memory * 1024**3), memory_bytes=int(args.process_memory * 1024**3),
+                    disk_bytes=args.disk * 1024**2,
+                    tmp_bytes=args.tmp * 1024**2)
+    for warning in warnings_for(Sandbox(limits, isolate=not args.no_sandbox), args.workers):
+        print(f"WARNING: {warning}", file=sys.stderr)
     rows = grade(_root(args), args.lab, Path(args.submissions), Path(args.out),
-                 references=Path(args.references) if args.references else None,
+                 references=Path(args.references) if args.references else None, work=args.work,
                  feedback=not args.no_feedback, workers=args.workers, limits=limits, isolate=not args.no_sandbox)
-    for row in rows:
-        print(f"{row.student:<20} {row.total():>6}  {row.status}")
+    print(summary(rows))
     print(f"wrote {args.out} ({len(rows)} students)")
     return 0
 
@@ -160,10 +160,17 @@ def parser() -> argparse.ArgumentParser:
     g.add_argument("submissions", help="folder of STUDENT.ipynb or STUDENT/<notebook>.ipynb")
     g.add_argument("--out", default="grades.csv", help="the CSV to write")
     g.add_argument("--references", help="hidden references made with your private seed")
+    g.add_argument("--work", type=Path, help="nbgrader's working folder (default: autograder/workspace)")
     g.add_argument("--no-feedback", action="store_true", help="skip nbgrader generate_feedback")
     g.add_argument("--workers", type=int, default=1, help="submissions graded at once (one per core is best)")
     g.add_argument("--cell-timeout", type=int, default=Limits.cell_seconds, help="seconds one cell may run")
     g.add_argument("--notebook-timeout", type=int, default=Limits.notebook_seconds, help="seconds one submission may run")
+    g.add_argument("--memory", type=float, default=Limits.memory_total_bytes / 1024**3,
+                   help="GB one submission may hold in all: its processes and its files (which are in RAM)")
+    g.add_argument("--process-memory", type=float, default=Limits.memory_bytes / 1024**3,
+                   help="GB of address space per process (torch reserves more than it uses)")
+    g.add_argument("--disk", type=int, default=Limits.disk_bytes // 1024**2, help="MB of its private folder")
+    g.add_argument("--tmp", type=int, default=Limits.tmp_bytes // 1024**2, help="MB of its /tmp")
     g.add_argument("--no-sandbox", action="store_true", help="run submissions without bubblewrap (limits only)")
     g.set_defaults(func=cmd_grade)
 

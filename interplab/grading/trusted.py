@@ -26,12 +26,13 @@ from pathlib import Path
 import nbformat
 from nbformat.v4 import new_output
 from nbgrader.preprocessors import NbGraderPreprocessor
-from traitlets import Bool, Int, Unicode
+from traitlets import Bool, Dict, Int, Unicode
 
 from interplab.answers import AnswerError, Case, load_cases
 from interplab.checker import INPUTS_DIR_ENV, RECORD_DIR_ENV, RECORD_INPUTS_ENV
 from interplab.exercises import LabSpec, get_lab
 from interplab.grading.execute import run_notebook
+from interplab.grading.sanitize import clean_cells, clean_output
 from interplab.grading.sandbox import FIRST_UID, Limits, Sandbox, claim_uid, kill_user
 from interplab.judge import COPIED, STRONG, Verdict, copy_evidence, judge
 from interplab.reference import HIDDEN, PACKAGE_REFERENCES, PUBLIC, MissingReferences, References
@@ -130,22 +131,32 @@ def write_verdict(cell: nbformat.NotebookNode, verdict: Verdict, points: float) 
 
 
 def copy_student_outputs(
-    nb: nbformat.NotebookNode, executed: nbformat.NotebookNode | None, output_bytes: int = Limits.output_bytes
+    nb: nbformat.NotebookNode, executed: nbformat.NotebookNode | None, output_bytes: int = Limits.output_bytes,
+    notebook_output_bytes: int = Limits.notebook_output_bytes,
 ) -> None:
-    """Show the student's own outputs in the graded notebook, cell by cell where sources agree.
+    """Show the student's own outputs in the graded notebook, cell by cell where sources agree,
+    as static content only (``interplab.grading.sanitize``): the feedback and the formgrader show
+    them in the instructor's browser.
 
-    The executed notebook lies in the submission's folder: a submission that kills its runner
-    can leave one of its own making there, outputs and all, so the runner's cap on output is
-    applied again here, in bytes per cell.
+    The executed notebook comes out of the sandbox: a submission that kills its runner can
+    leave one of its own making, outputs and all, so the runner's cap on output is applied
+    again here, in bytes per cell and for the notebook as a whole.
     """
     if executed is None or len(executed.cells) != len(nb.cells):
         return
+    left = notebook_output_bytes
     for cell, ran in zip(nb.cells, executed.cells):
         if cell.cell_type == "code" and ran.get("source") == cell.source:
             outputs = ran.get("outputs", [])
-            if len(json.dumps(outputs).encode()) > output_bytes:
-                outputs = [new_output("stream", name="stdout",
-                                      text=f"[output cut: this cell's output is over {output_bytes} bytes]\n")]
+            if len(json.dumps(outputs).encode()) <= 16 * output_bytes:  # cleaning drops scripts: it may fit after
+                outputs = [clean_output(o, output_bytes) for o in outputs]
+            size = len(json.dumps(outputs).encode())
+            if size > min(output_bytes, left):
+                what = "this cell's output" if size > output_bytes else "the notebook's outputs"
+                limit = output_bytes if size > output_bytes else notebook_output_bytes
+                outputs = [new_output("stream", name="stdout", text=f"[output cut: {what} went over {limit} bytes]\n")]
+                size = 0
+            left -= size
             cell.outputs = outputs
 
 
@@ -193,6 +204,7 @@ class TrustedExecute(NbGraderPreprocessor):
     cell_timeout = Int(Limits.cell_seconds, help="Seconds one cell may run.").tag(config=True)
     notebook_timeout = Int(Limits.notebook_seconds, help="Seconds the whole notebook may run.").tag(config=True)
     memory = Int(Limits.memory_bytes, help="Address space of each process, bytes.").tag(config=True)
+    limits = Dict(help="Other fields of interplab.grading.sandbox.Limits, by name.").tag(config=True)
     isolate = Bool(True, help="Run submissions in the bubblewrap sandbox when it can start.").tag(config=True)
     uid = Int(FIRST_UID, help="Unprivileged user that runs submissions (when grading as root).").tag(config=True)
 
@@ -200,7 +212,8 @@ class TrustedExecute(NbGraderPreprocessor):
         info = resources["nbgrader"]
         spec = get_lab(info["assignment"])
         refs = References.open(Path(self.references), spec.name, HIDDEN)
-        limits = Limits(cell_seconds=self.cell_timeout, notebook_seconds=self.notebook_timeout, memory_bytes=self.memory)
+        limits = Limits(**{**self.limits, "cell_seconds": self.cell_timeout, "notebook_seconds": self.notebook_timeout,
+                           "memory_bytes": self.memory})
         # As root, run as a user no other grading run on this machine holds meanwhile (a
         # second grader's kill_user would otherwise kill this kernel); the claim starts at
         # this worker's own user.
@@ -222,7 +235,8 @@ class TrustedExecute(NbGraderPreprocessor):
                 kill_user(sandbox.uid)  # nothing of the submission outlives its run
             problem = "; ".join(p for p in (sandbox.problem, run.problem) if p) or None
             verdicts = verdicts_for(spec, refs, private / "answers", run.problem)
-        copy_student_outputs(nb, run.notebook, limits.output_bytes)
+        copy_student_outputs(nb, run.notebook, limits.output_bytes, limits.notebook_output_bytes)
+        clean_cells(nb)
         cells = grade_ids(nb)
         for verdict in verdicts:
             cell = nb.cells[cells[LabSpec.test_cell_id(verdict.exercise)]]
