@@ -15,6 +15,7 @@ that the CPU and GPU tiers, reference solutions and students all see one set of
 numbers, and so that published HookedTransformer analyses carry over unchanged.
 """
 
+import copy
 import functools
 import json
 from pathlib import Path
@@ -41,7 +42,7 @@ def load(name: str | Path, device: str | torch.device | None = None) -> Transfor
     """Load a model by name or folder onto `device` (default: `pick_device()`)."""
     device = pick_device(device)
     if str(name) in SHIPPED:
-        model = _load_shipped_format(SHIPPED[str(name)], device)
+        return copy.deepcopy(_shipped(str(name), str(device)))
     elif str(name) in HUB:
         model = _load_from_hub(HUB[str(name)], device)
     elif Path(name).is_dir():
@@ -70,7 +71,18 @@ def random_init(name: str, seed: int, device: str | torch.device | None = None) 
     """
     if name not in SHIPPED:
         raise ValueError(f"random_init builds shipped architectures only: one of {list(SHIPPED)}, not {name!r}")
-    model = _load_shipped_format(SHIPPED[name], pick_device(device), weights=False, seed=seed)
+    return copy.deepcopy(_shipped(name, str(pick_device(device)), seed))
+
+
+@functools.lru_cache(maxsize=8)
+def _shipped(name: str, device: str, seed: int | None = None) -> TransformerBridge:
+    """A shipped model (trained weights, or random ones from ``seed``), built once per process.
+
+    Booting a bridge takes seconds and copying one a tenth of that; graders and labs load the same
+    small models many times (every case of every exercise), so callers get copies of this one,
+    which is never handed out itself.
+    """
+    model = _load_shipped_format(SHIPPED[name], torch.device(device), weights=seed is None, seed=seed)
     model.enable_compatibility_mode(disable_warnings=True)
     return model.eval()
 
