@@ -9,19 +9,22 @@ mistake in ``autograder/mutants/01_features.json``. Then:
 - the direct logit effect is the derivative of the logits along a direction that leaves the final
   LayerNorm's scale unchanged, measured with a hook;
 - the GPU tier's code path (GPT-2's architecture through ``boot_transformers``, a byte-level BPE tokenizer
-  and ``features.in_model_tokens``) runs on a tiny GPT-2 built here: GPT-2 small itself needs the Hub.
+  and ``features.in_model_tokens``) runs on a tiny GPT-2 built here, and the lesson and the lab run top to
+  bottom on the GPU tier with that tiny GPT-2 standing in for GPT-2 small in an offline Hugging Face cache.
+  GPT-2 small itself needs the Hub, and its numbers are not checked here.
 """
 
 import pytest
 import torch
 from classes import GradedClass
-from course import solution_functions
+from course import ROOT, solution_functions, solution_of
 from sklearn.metrics import roc_auc_score
 from test_models import tiny_gpt2_folder
 from transformer_lens.tools.analysis.logit_lens import logit_lens as tl_logit_lens
 
 from interplab import corpus, features, models
 from interplab.checker import Lab
+from interplab.grading.execute import run_notebook
 
 LAB = "01_features"
 SOLUTION = solution_functions(LAB)
@@ -226,3 +229,31 @@ def test_random_directions_drawn_one_at_a_time_pass():
         return torch.stack([r / r.norm() for r in rows]) * direction.norm()
 
     assert Lab(LAB).verdict("random_directions", one_at_a_time).message == "correct on all 3 cases"
+
+
+def test_directions_along_the_axes_are_not_random():
+    def axes(direction, n, generator):
+        return torch.eye(n, direction.shape[-1]) * direction.norm()
+
+    assert "lie along the axes" in Lab(LAB).verdict("random_directions", axes).message
+
+
+def fake_hub_with_gpt2(home):
+    """An offline Hugging Face cache in which "gpt2" is a tiny random GPT-2, so ``models.load("gpt2-small")`` works."""
+    snapshot = home / "hub" / "models--gpt2" / "snapshots" / ("0" * 40)
+    snapshot.mkdir(parents=True)
+    tiny_gpt2_folder(snapshot)
+    (home / "hub" / "models--gpt2" / "refs").mkdir()
+    (home / "hub" / "models--gpt2" / "refs" / "main").write_text("0" * 40)
+    return home
+
+
+@pytest.mark.parametrize("path", [ROOT / "lessons" / "01_features.ipynb", solution_of(LAB)], ids=["lesson", "lab"])
+def test_the_gpu_tier_runs_top_to_bottom_with_a_stand_in_for_gpt2_small(path, tmp_path):
+    home = fake_hub_with_gpt2(tmp_path / "hf")
+    run = run_notebook(path, tmp_path / "out.ipynb", cwd=path.parent,
+                       env={"INTERPLAB_TIER": "gpu", "HF_HOME": str(home), "HF_HUB_OFFLINE": "1"})
+    assert run.problem is None, run.problem
+    errors = [o for c in run.notebook.cells for o in c.get("outputs", []) if o.get("output_type") == "error"]
+    assert errors == []
+    assert "tier gpu: gpt2" in str([c.get("outputs") for c in run.notebook.cells])  # GPT-2's stand-in, not tiny-lm

@@ -207,7 +207,8 @@ def random_directions_cases(inputs: Inputs) -> list[tuple]:
 
 
 #: A random direction's cosine with any fixed direction is about 1/sqrt(d): in 64 or more
-#: dimensions, above this only with odds below one in a billion.
+#: dimensions, above this only with odds below one in a billion. The same bound holds for its largest
+#: entry (over its norm), which rules out axis-aligned "random" directions such as rows of an identity.
 MAX_RANDOM_COSINE = 0.8
 
 
@@ -230,6 +231,8 @@ def check_random_directions(answer: Tensor, reference: Tensor, args: tuple) -> s
         return "some rows point the same way: draw n independent random vectors, one per row"
     if float((unit @ direction.double() / target).abs().max()) > MAX_RANDOM_COSINE:
         return "a random direction should be unrelated to `direction`, not a copy of it"
+    if float(unit.abs().max()) > MAX_RANDOM_COSINE:
+        return "these rows lie along the axes: draw them at random (torch.randn with the generator), not by hand"
     return None
 
 
