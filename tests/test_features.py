@@ -23,7 +23,8 @@ from test_models import tiny_gpt2_folder
 from transformer_lens.tools.analysis.logit_lens import logit_lens as tl_logit_lens
 
 from interplab import corpus, features, models
-from interplab.checker import Lab
+from interplab.checker import Lab, run_cases
+from interplab.exercises import get_lab
 from interplab.grading.execute import run_notebook
 
 LAB = "01_features"
@@ -205,9 +206,43 @@ def test_every_exercise_runs_on_gpt2s_architecture(tiny_gpt2):
         assert steered.shape == (6, 24, model.cfg.d_vocab)
         effect = SOLUTION["steering_effect"](model, labelled.tokens, layer, directions[layer, 0], target, mask)
         assert torch.isfinite(effect)
-    neurons = model.run_with_cache(labelled.tokens, names_filter=lambda n: n == "blocks.0.mlp.hook_post")[1]["blocks.0.mlp.hook_post"]
-    counts = SOLUTION["count_detectors"](neurons[:, 1:].flatten(0, 1), labelled.labels[:, 1:].flatten(0, 1)[:, present], 0.7)
+    _, cache = model.run_with_cache(labelled.tokens, names_filter=lambda name: name == "blocks.0.mlp.hook_post")
+    neurons = cache["blocks.0.mlp.hook_post"][:, 1:].flatten(0, 1)
+    counts = SOLUTION["count_detectors"](neurons, labelled.labels[:, 1:].flatten(0, 1)[:, present], 0.7)
     assert int(counts.sum()) == model.cfg.d_mlp
+
+
+def fake_hub_with_gpt2(home):
+    """An offline Hugging Face cache in which "gpt2" is a tiny random GPT-2, so ``models.load("gpt2-small")`` works."""
+    snapshot = home / "hub" / "models--gpt2" / "snapshots" / ("0" * 40)
+    snapshot.mkdir(parents=True)
+    tiny_gpt2_folder(snapshot)
+    (home / "hub" / "models--gpt2" / "refs").mkdir()
+    (home / "hub" / "models--gpt2" / "refs" / "main").write_text("0" * 40)
+    return home
+
+
+@pytest.mark.parametrize("path", [ROOT / "lessons" / "01_features.ipynb", solution_of(LAB)], ids=["lesson", "lab"])
+def test_the_gpu_tier_runs_top_to_bottom_with_a_stand_in_for_gpt2_small(path, tmp_path):
+    home = fake_hub_with_gpt2(tmp_path / "hf")
+    run = run_notebook(path, tmp_path / "out.ipynb", cwd=path.parent,
+                       env={"INTERPLAB_TIER": "gpu", "HF_HOME": str(home), "HF_HUB_OFFLINE": "1"})
+    assert run.problem is None, run.problem
+    errors = [o for c in run.notebook.cells for o in c.get("outputs", []) if o.get("output_type") == "error"]
+    assert errors == []
+    assert "tier gpu: gpt2" in str([c.get("outputs") for c in run.notebook.cells])  # GPT-2's stand-in, not tiny-lm
+
+
+# --- the inputs ---------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2026])
+def test_the_solution_answers_every_case_with_finite_numbers(seed):
+    """Every feature occurs, and is absent, in every set of documents a case is built from: a topic missing from
+    a few documents would make a mean, an AUROC and so the reference undefined."""
+    for ex in get_lab(LAB).exercises:
+        for case in run_cases(ex, SOLUTION[ex.name], ex.build_cases(seed)):
+            assert case.value is not None and torch.isfinite(case.value.double()).all(), (ex.name, case.error)
 
 
 # --- the checks a student sees -----------------------------------------------------------------------------
@@ -236,24 +271,3 @@ def test_directions_along_the_axes_are_not_random():
         return torch.eye(n, direction.shape[-1]) * direction.norm()
 
     assert "lie along the axes" in Lab(LAB).verdict("random_directions", axes).message
-
-
-def fake_hub_with_gpt2(home):
-    """An offline Hugging Face cache in which "gpt2" is a tiny random GPT-2, so ``models.load("gpt2-small")`` works."""
-    snapshot = home / "hub" / "models--gpt2" / "snapshots" / ("0" * 40)
-    snapshot.mkdir(parents=True)
-    tiny_gpt2_folder(snapshot)
-    (home / "hub" / "models--gpt2" / "refs").mkdir()
-    (home / "hub" / "models--gpt2" / "refs" / "main").write_text("0" * 40)
-    return home
-
-
-@pytest.mark.parametrize("path", [ROOT / "lessons" / "01_features.ipynb", solution_of(LAB)], ids=["lesson", "lab"])
-def test_the_gpu_tier_runs_top_to_bottom_with_a_stand_in_for_gpt2_small(path, tmp_path):
-    home = fake_hub_with_gpt2(tmp_path / "hf")
-    run = run_notebook(path, tmp_path / "out.ipynb", cwd=path.parent,
-                       env={"INTERPLAB_TIER": "gpu", "HF_HOME": str(home), "HF_HUB_OFFLINE": "1"})
-    assert run.problem is None, run.problem
-    errors = [o for c in run.notebook.cells for o in c.get("outputs", []) if o.get("output_type") == "error"]
-    assert errors == []
-    assert "tier gpu: gpt2" in str([c.get("outputs") for c in run.notebook.cells])  # GPT-2's stand-in, not tiny-lm

@@ -78,11 +78,24 @@ def _cached_stack(model_seed: int | None, docs_seed: int, n_docs: int) -> Tensor
     return cache.accumulated_resid()
 
 
+def _complete_seed(inputs: Inputs, tag: str, n_docs: int) -> int:
+    """A corpus seed, drawn from the exercise's seed, whose ``n_docs`` documents have every feature on some
+    token and lack it on another (BOS left out). A few documents can miss a topic altogether, and a mean or
+    an AUROC over no tokens is undefined."""
+    seed = _seed(inputs, tag)
+    while True:
+        labels = corpus.generate(n_docs, seed=seed).labels[:, 1:].flatten(0, 1)
+        if labels.any(0).all() and not labels.all(0).any():
+            return seed
+        seed += 1
+
+
 def _labelled_stack(inputs: Inputs, trained: bool, n_docs: int, tag: str) -> tuple[Tensor, corpus.Corpus]:
-    """Fresh documents and the model's residual stream at every layer on them (TransformerLens's own
-    ``accumulated_resid``). Cached, as many exercises and every judged submission need the same ones;
-    a copy is returned, so that a function that writes into its input cannot change another case."""
-    docs_seed = _seed(inputs, tag)
+    """Fresh documents with every feature, and the model's residual stream at every layer on them
+    (TransformerLens's own ``accumulated_resid``). Cached, as many exercises and every judged submission
+    need the same ones; a copy is returned, so that a function that writes into its input cannot change
+    another case."""
+    docs_seed = _complete_seed(inputs, tag, n_docs)
     model_seed = None if trained else _twin_seed(inputs.seed)
     return _cached_stack(model_seed, docs_seed, n_docs).clone(), corpus.generate(n_docs, seed=docs_seed)
 
@@ -183,7 +196,8 @@ def count_detectors_cases(inputs: Inputs) -> list[tuple]:
     columns = [corpus.FEATURES.index(name) for name in DISJOINT_FEATURES]
     cases = []
     for trained in (True, False):
-        docs_seed, n_docs = _seed(inputs, f"docs{trained}"), 8
+        n_docs = 8
+        docs_seed = _complete_seed(inputs, f"docs{trained}", n_docs)
         layer = int(inputs.randint(_tiny_lm().cfg.n_layers, (1,), tag=f"layer{trained}"))
         acts = _cached_neurons(None if trained else _twin_seed(inputs.seed), docs_seed, n_docs, layer)
         units = torch.randperm(acts.shape[1], generator=inputs.generator(f"units{trained}"))[:N_NEURONS]
