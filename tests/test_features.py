@@ -24,8 +24,10 @@ from transformer_lens.tools.analysis.logit_lens import logit_lens as tl_logit_le
 
 from interplab import corpus, features, models
 from interplab.checker import Lab, run_cases
-from interplab.exercises import get_lab
+from interplab.answers import Case
+from interplab.exercises import PUBLIC_SEED, get_lab
 from interplab.grading.execute import run_notebook
+from interplab.judge import judge
 
 LAB = "01_features"
 SOLUTION = solution_functions(LAB)
@@ -236,13 +238,31 @@ def test_the_gpu_tier_runs_top_to_bottom_with_a_stand_in_for_gpt2_small(path, tm
 # --- the inputs ---------------------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("seed", [0, 1, 2026])
-def test_the_solution_answers_every_case_with_finite_numbers(seed):
-    """Every feature occurs, and is absent, in every set of documents a case is built from: a topic missing from
-    a few documents would make a mean, an AUROC and so the reference undefined."""
+@pytest.fixture(scope="module")
+def public_answers():
+    return {ex.name: run_cases(ex, SOLUTION[ex.name], ex.build_cases(PUBLIC_SEED)) for ex in get_lab(LAB).exercises}
+
+
+@pytest.mark.parametrize("seed", [1, "an instructor's secret"])
+def test_every_case_of_any_seed_has_an_answer_no_public_answer_fits(seed, public_answers):
+    """For seeds other than the default hidden one (which ``test_hidden_cases.py`` covers): every feature occurs,
+    and is absent, in every set of documents a case is built from (a topic missing from a few documents would
+    make a mean, an AUROC and so the reference undefined), and no public answer fits any hidden case."""
     for ex in get_lab(LAB).exercises:
-        for case in run_cases(ex, SOLUTION[ex.name], ex.build_cases(seed)):
+        cases = ex.build_cases(seed)
+        hidden = run_cases(ex, SOLUTION[ex.name], cases)
+        for case in hidden:
             assert case.value is not None and torch.isfinite(case.value.double()).all(), (ex.name, case.error)
+        for j, copied in enumerate(public_answers[ex.name]):
+            verdict = judge(ex, [Case(copied.value)] * len(hidden), hidden, [], lambda: cases)
+            assert verdict.score == 0.0, f"public case {j} of {ex.name} answers a hidden case: {verdict.message}"
+
+
+def test_the_labs_statements_about_the_model_and_the_corpus_hold(tiny_lm):
+    """Part 1 of the lab says, in prose: tiny-lm has two blocks, the corpus 14 features, four of them topics."""
+    assert tiny_lm.cfg.n_layers == 2
+    assert len(corpus.FEATURES) == 14
+    assert sum(name.startswith("topic_") for name in corpus.FEATURES) == 4
 
 
 # --- the checks a student sees -----------------------------------------------------------------------------

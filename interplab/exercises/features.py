@@ -5,7 +5,10 @@ student has not seen. Each set of inputs is drawn from the seed: fresh documents
 synthetic corpus (whose labels are the ground truth), the shipped ``tiny-lm`` and a randomly
 initialised twin of it (``models.random_init``, seeded), a layer and a feature picked by the
 seed, and synthetic tensors of other sizes (which catch answers that hard-code the shipped
-model's width or number of layers). So no hidden case has the answer of a public one.
+model's width or number of layers). So no hidden case has the answer of a public one; where an
+answer is a count or a rank statistic that two draws could share, ``Inputs.choose`` gives the
+hidden cases sizes that the public ones do not have, so their answers cannot even have the same
+shape (or, for counts, the same total).
 
 One exercise is random by design: ``random_directions`` draws random vectors, so the grader
 checks what they are (their norms, their independence) rather than which ones they are.
@@ -108,6 +111,11 @@ def _dom(resid: Float[Tensor, "layer batch pos d"], labels: Bool[Tensor, "batch 
     return (mean_with - mean_without).float()
 
 
+def _share_a_size(a: tuple, b: tuple) -> bool:
+    """For ``Inputs.choose``: two tuples of sizes clash when any size is in both."""
+    return bool(set(a) & set(b))
+
+
 def _synthetic_resid(inputs: Inputs, shape: tuple[int, int, int, int], n_features: int, tag: str) -> tuple:
     """Random residuals whose BOS position (0) is large and shared, and random labels with BOS unlabelled.
 
@@ -149,16 +157,24 @@ def feature_directions_cases(inputs: Inputs) -> list[tuple]:
 # --- part 2: directions as detectors ----------------------------------------------------------------
 
 
+#: Leading (batch) shapes of the three AUROC cases. An AUROC is a ratio of small integers that two
+#: draws can share, so the hidden cases take a set of shapes with none in common with the public set.
+AUROC_SHAPES = [((), (2,), (3, 2)), ((3,), (4,), (2, 2)), ((5,), (), (4, 2)), ((6,), (7,), (5, 2))]
+
+
 def auroc_cases(inputs: Inputs) -> list[tuple]:
-    """(scores, labels): continuous scores, integer scores with many ties, and a batch of rows."""
+    """(scores, labels): continuous scores, integer scores with many ties, and scores whose rows
+    alternate sign, each with leading batch dimensions drawn by the seed."""
+    a, b, c = inputs.choose(AUROC_SHAPES, "shapes", clash=_share_a_size)
     g = inputs.generator("labels")
     labels_a = torch.rand(120, generator=g) < 0.3
     labels_b = torch.rand(90, generator=g) < 0.5
     labels_c = torch.rand(60, generator=g) < 0.2
     labels_c[:2] = torch.tensor([True, False])
-    scores_a = inputs.randn(120, tag="a") + 0.8 * labels_a
-    scores_b = inputs.randint(5, (90,), tag="b").float() + labels_b.float()  # ties everywhere
-    scores_c = inputs.randint(4, (3, 2, 60), tag="c").float() - labels_c.float() * torch.tensor([[[1.0], [-1.0]]])
+    scores_a = inputs.randn(*a, 120, tag="a") + 0.8 * labels_a
+    scores_b = inputs.randint(5, (*b, 90), tag="b").float() + labels_b.float()  # ties everywhere
+    sign = torch.tensor([1.0, -1.0])[:, None]  # the second row of each pair scores the other way
+    scores_c = inputs.randint(4, (*c, 60), tag="c").float() - labels_c.float() * sign
     return [(scores_a, labels_a), (scores_b, labels_b), (scores_c, labels_c)]
 
 
@@ -186,37 +202,45 @@ def _cached_neurons(model_seed: int | None, docs_seed: int, n_docs: int, layer: 
     return cache[hook][:, 1:].flatten(0, 1)
 
 
-#: Neurons per case, drawn by the seed: enough to find detectors, few enough to judge quickly.
-N_NEURONS = 160
+#: Units per case (trained model, twin, synthetic), drawn by the seed: enough to find detectors, few enough
+#: to judge quickly. The three counts add up to the number of units, so hidden cases take numbers of
+#: units that no public case has, and a public answer cannot be a hidden one.
+N_UNITS = [(160, 150, 24), (170, 140, 28), (180, 130, 20), (190, 120, 32)]
 
 
 def count_detectors_cases(inputs: Inputs) -> list[tuple]:
     """(acts, labels, threshold): MLP neurons of the trained model and of a twin against disjoint features,
     and synthetic units built to detect none, one or two of a few features."""
     columns = [corpus.FEATURES.index(name) for name in DISJOINT_FEATURES]
+    n_trained, n_twin, n_synthetic = inputs.choose(N_UNITS, "units", clash=_share_a_size)
     cases = []
-    for trained in (True, False):
+    for trained, n_units in ((True, n_trained), (False, n_twin)):
         n_docs = 8
         docs_seed = _complete_seed(inputs, f"docs{trained}", n_docs)
         layer = int(inputs.randint(_tiny_lm().cfg.n_layers, (1,), tag=f"layer{trained}"))
         acts = _cached_neurons(None if trained else _twin_seed(inputs.seed), docs_seed, n_docs, layer)
-        units = torch.randperm(acts.shape[1], generator=inputs.generator(f"units{trained}"))[:N_NEURONS]
+        units = torch.randperm(acts.shape[1], generator=inputs.generator(f"units{trained}"))[:n_units]
         labels = corpus.generate(n_docs, seed=docs_seed).labels[:, 1:].flatten(0, 1)[:, columns]
         cases.append((acts[:, units], labels, 0.85 if trained else 0.6))
     labels = torch.rand(300, 4, generator=inputs.generator("labels")) < 0.25
-    mixing = torch.rand(4, 24, generator=inputs.generator("mixing")) < 0.2
+    mixing = torch.rand(4, n_synthetic, generator=inputs.generator("mixing")) < 0.2
     mixing[:, 0] = False  # at least one unit that detects nothing
-    acts = labels.float() @ (mixing.float() * 3) + inputs.randn(300, 24, tag="noise")
+    acts = labels.float() @ (mixing.float() * 3) + inputs.randn(300, n_synthetic, tag="noise")
     cases.append((acts, labels, 0.8))
     return cases
 
 
+#: How many directions each case asks for: the hidden cases ask for numbers no public case does.
+N_DIRECTIONS = [(8, 3, 20), (6, 4, 16), (10, 5, 12), (7, 2, 24)]
+
+
 def random_directions_cases(inputs: Inputs) -> list[tuple]:
     """(direction, n, generator): directions of various widths and norms."""
+    n_a, n_b, n_c = inputs.choose(N_DIRECTIONS, "n", clash=_share_a_size)
     return [
-        (inputs.randn(128, tag="a") * 0.3, 8, inputs.generator("ga")),
-        (inputs.randn(300, tag="b") * 4 + 1, 3, inputs.generator("gb")),
-        (inputs.randn(64, tag="c"), 20, inputs.generator("gc")),
+        (inputs.randn(128, tag="a") * 0.3, n_a, inputs.generator("ga")),
+        (inputs.randn(300, tag="b") * 4 + 1, n_b, inputs.generator("gb")),
+        (inputs.randn(64, tag="c"), n_c, inputs.generator("gc")),
     ]
 
 
