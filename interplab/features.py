@@ -1,0 +1,79 @@
+"""What module 01 gives its students: the labelled corpus in any model's tokens.
+
+The corpus (`interplab.corpus`) is written in words and labels every word with its features.
+`tiny-lm` (CPU tier) has one token per word, so its tokens are the corpus's own. GPT-2 (GPU
+tier) splits some words into several tokens. `in_model_tokens` tokenizes word by word, so
+each model token keeps the labels of the word it came from, whatever the tokenizer, and
+`word_token_ids` finds the token a model predicts for a word: the first token of " word",
+since the corpus writes a space before every word.
+
+The maths of the module (difference of means, AUROC, the logit lens, steering) is not here:
+the lab has students write it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+import torch
+from jaxtyping import Bool, Int
+from torch import Tensor
+
+from interplab.corpus import FEATURES, SEQ_LEN, Corpus
+
+if TYPE_CHECKING:
+    from transformer_lens import TransformerBridge
+
+
+@dataclass(frozen=True)
+class LabelledTokens:
+    """Documents in a model's tokens, each token with the corpus word it came from and that word's labels."""
+
+    tokens: Int[Tensor, "doc pos"]
+    #: The corpus word (an index into ``corpus.VOCAB``) each token is part of.
+    words: Int[Tensor, "doc pos"]
+    #: ``labels[d, p, f]``: token ``p`` of document ``d`` is part of a word with feature ``FEATURES[f]``.
+    labels: Bool[Tensor, "doc pos feature"]
+
+    def feature(self, name: str) -> Bool[Tensor, "doc pos"]:
+        """One feature's labels, by name."""
+        if name not in FEATURES:
+            raise KeyError(f"no feature {name!r}; the features are {', '.join(FEATURES)}")
+        return self.labels[..., FEATURES.index(name)]
+
+
+def _pieces(model: "TransformerBridge", words: Sequence[str]) -> list[list[int]]:
+    """Each word's tokens in the model's tokenizer, written as it is in running text (" word")."""
+    pieces = [model.tokenizer(" " + word, add_special_tokens=False).input_ids for word in words]
+    empty = [w for w, p in zip(words, pieces) if not p]
+    if empty:
+        raise ValueError(f"the model's tokenizer gives no tokens for {empty[:5]}")
+    return pieces
+
+
+def in_model_tokens(model: "TransformerBridge", docs: Corpus, length: int = SEQ_LEN) -> LabelledTokens:
+    """The documents in ``model``'s tokens, BOS first, cut at ``length`` tokens, labels carried over.
+
+    For the shipped ``tiny-lm`` the result is the corpus itself (one token per word). Documents
+    whose words split into several tokens are cut at ``length``; all of them are at least that long.
+    """
+    bos = model.tokenizer.bos_token_id
+    if bos is None:
+        raise ValueError("the model's tokenizer has no BOS token; the course's models all do")
+    pieces = [[bos]] + _pieces(model, docs.vocab[1:])  # word 0 is BOS
+    tokens, source = [], []
+    for doc in docs.tokens.tolist():
+        tokens.append([t for w in doc for t in pieces[w]][:length])
+        source.append([i for i, w in enumerate(doc) for _ in pieces[w]][:length])
+    if min(map(len, tokens)) < length:
+        raise ValueError(f"some documents are shorter than {length} tokens: pass a smaller length")
+    source = torch.tensor(source)
+    rows = torch.arange(len(source))[:, None]
+    return LabelledTokens(torch.tensor(tokens), docs.tokens[rows, source], docs.labels[rows, source])
+
+
+def word_token_ids(model: "TransformerBridge", words: Sequence[str]) -> Int[Tensor, " n"]:
+    """The token ``model`` would predict to start each word: the first token of " word"."""
+    return torch.tensor([piece[0] for piece in _pieces(model, words)])
