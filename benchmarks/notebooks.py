@@ -2,6 +2,8 @@
 
     python benchmarks/notebooks.py            # all lessons and solutions, then one grading
     python benchmarks/notebooks.py --only grade
+    python benchmarks/notebooks.py --only grade --lab 06_patching
+    python benchmarks/notebooks.py --only notebooks --match 06     # the notebooks whose path contains "06"
 
 Each measurement runs in a fresh process; peak memory is the largest resident set among that
 process's descendants (the notebook's kernel), from getrusage. Targets: a notebook within 60 s
@@ -33,7 +35,7 @@ def measure_notebook(path: Path) -> dict:
         return {"seconds": time.perf_counter() - start, "problem": run.problem}
 
 
-def measure_grading() -> dict:
+def measure_grading(lab: str) -> dict:
     import nbformat
     from course import completed_lab
 
@@ -42,14 +44,14 @@ def measure_grading() -> dict:
     with tempfile.TemporaryDirectory() as tmp:
         subs = Path(tmp) / "subs"
         subs.mkdir()
-        nbformat.write(completed_lab(), str(subs / "student.ipynb"))
+        nbformat.write(completed_lab(lab=lab), str(subs / "student.ipynb"))
         start = time.perf_counter()
-        rows = grade(ROOT, "02_induction", subs, Path(tmp) / "grades.csv", work=Path(tmp) / "work")
+        rows = grade(ROOT, lab, subs, Path(tmp) / "grades.csv", work=Path(tmp) / "work")
         return {"seconds": time.perf_counter() - start, "problem": None if rows[0].status == "graded" else rows[0].status}
 
 
 def child(task: str) -> None:
-    result = measure_grading() if task == "grade" else measure_notebook(Path(task))
+    result = measure_grading(task.removeprefix("grade:")) if task.startswith("grade:") else measure_notebook(Path(task))
     peak_kb = max(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)
     print(json.dumps({**result, "peak_mb": peak_kb / 1024}))
 
@@ -57,6 +59,8 @@ def child(task: str) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--only", choices=["notebooks", "grade"])
+    parser.add_argument("--lab", default="02_induction", help="the lab whose grading is timed")
+    parser.add_argument("--match", default="", help="only the notebooks whose path contains this")
     parser.add_argument("--child")
     args = parser.parse_args()
     if args.child:
@@ -64,13 +68,14 @@ def main() -> None:
     env = {**os.environ, "OMP_WAIT_POLICY": "PASSIVE", "OMP_NUM_THREADS": "1"}
     tasks = []
     if args.only != "grade":
-        tasks += [str(p) for p in sorted((ROOT / "lessons").glob("*.ipynb")) + sorted((ROOT / "solutions").glob("*/*.ipynb"))]
+        tasks += [str(p) for p in sorted((ROOT / "lessons").glob("*.ipynb")) + sorted((ROOT / "solutions").glob("*/*.ipynb"))
+                  if args.match in str(p.relative_to(ROOT))]
     if args.only != "notebooks":
-        tasks.append("grade")
+        tasks.append(f"grade:{args.lab}")
     print(f"{'what':<52} {'wall s':>8} {'peak MB':>9}  status")
     for task in tasks:
         out = subprocess.run([sys.executable, __file__, "--child", task], capture_output=True, text=True, env=env)
-        name = "grading one submission of 02_induction" if task == "grade" else str(Path(task).relative_to(ROOT))
+        name = f"grading one submission of {args.lab}" if task.startswith("grade:") else str(Path(task).relative_to(ROOT))
         try:
             result = json.loads(out.stdout.strip().splitlines()[-1])
         except (IndexError, json.JSONDecodeError):

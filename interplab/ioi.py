@@ -16,9 +16,13 @@ drawn from `interplab.corpus` by a `torch.Generator`, so a seed fixes every batc
   S2 is replaced by a third name C ("... , leo gave the cake to"). The corrupted prompt has no
   repeated name, so it says nothing about which of A and B is the answer: Wang et al.'s
   "ABC" distribution, against the clean "ABB" one.
+- `prompts(..., corruption="s1")` or `"io"`: the same clean prompts with C in another slot
+  (`CORRUPTIONS`), to see what the ABC corruption cannot: which heads read S1 or the IO.
 - `reference(n, template, generator)`: a fresh sample of that ABC distribution (three new
   names per prompt), the reference distribution whose mean activations replace the parts of
   a model outside a circuit (mean-ablation).
+- `text_prompts(tokenizer, n, template, generator)`: the same for GPT-2 small (or any model
+  with its own tokenizer), on some of Wang et al.'s templates (`PAPER_TEMPLATES`).
 
 All prompts of one batch share a template, so their tokens line up position by position:
 patching "position 7" means the same word slot in every prompt. The vocabulary
@@ -75,7 +79,8 @@ class Prompts:
     `io[i]` and `s[i]` are the token ids of prompt i's indirect object and subject. The
     positions say where each role sits: `s2_pos` and `end_pos` (the last token, where the
     answer is predicted) are the same for the whole batch; `io_pos` and `s1_pos` differ
-    between the ABBA and BABA orders. `labels` names every position for plots.
+    between the ABBA and BABA orders. `template` indexes the templates the batch was written
+from, and `labels` names every position for plots.
     """
 
     clean: Int[Tensor, "batch pos"]
@@ -86,6 +91,7 @@ class Prompts:
     s1_pos: Int[Tensor, " batch"]
     s2_pos: int
     end_pos: int
+    template: int
     labels: tuple[str, ...]
 
     def __len__(self) -> int:
@@ -160,17 +166,22 @@ def prompts(n: int, template: int, generator: torch.Generator, corruption: str =
         clean=torch.tensor(clean), corrupted=torch.tensor(corrupted),
         io=NAME_IDS[names[:, 0]], s=NAME_IDS[names[:, 1]],
         io_pos=torch.where(io_first, first, second), s1_pos=torch.where(io_first, second, first),
-        s2_pos=_slot(template, "{S}"), end_pos=len(clean[0]) - 1, labels=_labels(TEMPLATES[template]),
+        s2_pos=_slot(template, "{S}"), end_pos=len(clean[0]) - 1, template=template,
+        labels=_labels(TEMPLATES[template]),
     )
 
 
-def reference(n: int, template: int, generator: torch.Generator) -> Int[Tensor, "batch pos"]:
-    """`n` prompts of the ABC distribution: three distinct fresh names in the A, B and S2 slots."""
-    names = _distinct_names(n, 3, generator)
-    place, obj, animal = _draw(PLACES, n, generator), _draw(OBJECTS, n, generator), _draw(ANIMALS, n, generator)
-    rows = [_fill(template, *(NAMES[j] for j in names[i].tolist()), PLACES[place[i]], OBJECTS[obj[i]],
-                  ANIMALS[animal[i]]) for i in range(n)]
-    return torch.tensor(rows)
+def reference(n: int, template: int, generator: torch.Generator,
+              tokenizer: PreTrainedTokenizerBase | None = None) -> Int[Tensor, "batch pos"]:
+    """`n` prompts of the ABC distribution: three distinct fresh names in the A, B and S2 slots.
+
+    These are exactly the corrupted halves of fresh prompts (`prompts`, or `text_prompts` when a
+    `tokenizer` is given), drawn independently of any clean batch: the reference distribution
+    whose mean activations stand in for "this head does nothing name-specific".
+    """
+    if tokenizer is None:
+        return prompts(n, template, generator).corrupted
+    return text_prompts(tokenizer, n, template, generator).corrupted
 
 
 # --- GPT-2 small and the paper's templates (GPU tier) ------------------------------------------------
@@ -236,7 +247,7 @@ def text_prompts(tokenizer: PreTrainedTokenizerBase, n: int, template: int, gene
         labels[pos] = role
     labels[int(s2[0])] = "S2"
     return Prompts(clean_t, torch.tensor(corrupted), io_ids, s_ids, io_at, s1, int(s2[0]), len(clean[0]) - 1,
-                   tuple(labels))
+                   template, tuple(labels))
 
 
 def make_tokenizer() -> PreTrainedTokenizerBase:

@@ -8,6 +8,12 @@ templates cost it nothing and the interesting prediction is the last one: which 
 first clause's two names is the indirect object. `training_log.json` keeps the loss, the
 accuracy and the mean logit difference IO - S on held-out prompts of every template.
 
+Three attention-only layers of four heads leave room for a circuit with parts to find. With
+seed 0, 800 steps took 144-182 s on one CPU thread of a shared, loaded machine; accuracy on
+held-out prompts passes 99% by step 300 and the final mean logit difference is 6.54. What the
+model learns is not GPT-2's circuit: in every template S2 is also the last name before the
+end, so it copies the first clause's names and suppresses the last name (lesson 06 shows it).
+
 Deterministic: fixed seeds and one CPU thread give bit-identical weights run to run.
 """
 
