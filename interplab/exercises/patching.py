@@ -3,7 +3,8 @@
 Every exercise takes a model and plain tensors (tokens, token ids, positions, a mask), never a
 global, so the grader can call it on prompts the student has not seen. The prompts come from
 `interplab.ioi` with the template, the names, the places and the objects drawn from the seed.
-The models are the shipped `ioi-3l` and copies of it whose weights the seed perturbs: their
+The models are the shipped `ioi-3l` and copies of it whose weights the seed perturbs
+(`interplab.models.perturbed`): their
 patching maps differ from the shipped model's, so an answer that reproduces the maps of the
 lesson, or hard-codes which heads matter, fails. (A randomly initialised model is no good
 here: it does not do the task, so its clean and corrupted logit differences nearly coincide
@@ -20,7 +21,7 @@ from torch import Tensor
 
 from interplab import ioi
 from interplab.exercises import Exercise, Inputs, LabSpec
-from interplab.models import load, random_init
+from interplab.models import load, perturbed, random_init
 
 MODEL = "ioi-3l"
 #: Perturbed twins: every weight gets Gaussian noise of this many times its own tensor's std.
@@ -33,21 +34,21 @@ def _shipped():
     return load(MODEL, device="cpu")
 
 
-@torch.no_grad()
 def _perturbed(inputs: Inputs, tag: str):
-    """A fresh copy of the shipped model with seeded noise on every weight: a model that still does
-    the task (most of the time, and less cleanly) but whose patching maps are its own."""
-    model = load(MODEL, device="cpu")
-    generator = inputs.generator(f"{tag}/weights")
-    for param in model.parameters():
-        if param.numel() > 1 and float(param.std()) > 0:
-            param.add_(NOISE * float(param.std()) * torch.randn(param.shape, generator=generator))
-    return model
+    """The shipped model with seeded noise on every weight (`models.perturbed`): a model that still
+    does the task (less cleanly) but whose patching maps are its own."""
+    return perturbed(_shipped(), inputs.generator(f"{tag}/weights"), scale=NOISE)
+
+
+@functools.cache
+def _length(template: int) -> int:
+    return ioi.prompts(1, template, torch.Generator().manual_seed(0)).clean.shape[1]
 
 
 def _prompts(inputs: Inputs, tag: str, n: int) -> ioi.Prompts:
-    """`n` prompts of a template drawn from the seed."""
-    template = int(inputs.randint(len(ioi.TEMPLATES), (1,), f"{tag}/template"))
+    """`n` prompts of a template drawn from the seed. A hidden case's template is never as long as
+    the public one's, so every map over positions has another shape than any public answer."""
+    template = inputs.choose(range(len(ioi.TEMPLATES)), f"{tag}/template", clash=lambda a, b: _length(a) == _length(b))
     return ioi.prompts(n, template, inputs.generator(tag))
 
 
@@ -99,8 +100,8 @@ def head_cases(inputs: Inputs) -> list[tuple]:
 def component_cases(inputs: Inputs) -> list[tuple]:
     """Every component on the shipped model; the pattern and values on a perturbed one."""
     shipped = _patching_case(_shipped(), _prompts(inputs, "shipped", 8))
-    perturbed = _patching_case(_perturbed(inputs, "perturbed"), _prompts(inputs, "perturbed", 8))
-    return [(*shipped, c) for c in ("q", "k", "v", "pattern")] + [(*perturbed, c) for c in ("pattern", "v")]
+    twin = _patching_case(_perturbed(inputs, "perturbed"), _prompts(inputs, "perturbed", 8))
+    return [(*shipped, c) for c in ("q", "k", "v", "pattern")] + [(*twin, c) for c in ("pattern", "v")]
 
 
 @torch.no_grad()
