@@ -105,12 +105,14 @@ def prompts():
     return ioi.prompts(3, 3, torch.Generator().manual_seed(11))
 
 
+@torch.no_grad()
 def one_prompt_ld(model, tokens, io, s, hooks=()) -> float:
     """logit(IO) - logit(S) at the last position of a single prompt, with `hooks`."""
     logits = model.run_with_hooks(tokens[None], fwd_hooks=list(hooks))[0, -1]
     return float(logits[io] - logits[s])
 
 
+@torch.no_grad()
 def plain_patching(model, p: ioi.Prompts, names: list[str], sites: list[tuple], source: str = "clean") -> torch.Tensor:
     """For each hook name and each site of its activation: the normalised LD, patching prompt by prompt.
 
