@@ -385,13 +385,14 @@ class _Grammar:
         return [("it", 0), ("was", 0), *self.number(), ("degrees", _BIT["noun"]), ("in", 0), *self.place()]
 
 
-def build_tokenizer() -> PreTrainedTokenizerFast:
+def build_tokenizer(token_id: dict[str, int] = TOKEN_ID) -> PreTrainedTokenizerFast:
     """The tokenizer as built in memory. Don't hand this one to a model: use `make_tokenizer`.
 
     Words split on spaces, every punctuation mark and every digit stands alone, so typed
     text such as 'anna said "i like 12 cakes."' tokenizes the way the corpus writes it.
+    `token_id` is the vocabulary: the corpus's, or a superset of it (`interplab.ioi`'s).
     """
-    tok = Tokenizer(models.WordLevel(TOKEN_ID, unk_token=UNK))
+    tok = Tokenizer(models.WordLevel(token_id, unk_token=UNK))
     tok.pre_tokenizer = pre_tokenizers.Sequence([
         pre_tokenizers.WhitespaceSplit(), pre_tokenizers.Punctuation(), pre_tokenizers.Digits(individual_digits=True),
     ])
@@ -401,13 +402,13 @@ def build_tokenizer() -> PreTrainedTokenizerFast:
     )
 
 
-def save_tokenizer(out_dir: str | Path) -> Path:
+def save_tokenizer(out_dir: str | Path, token_id: dict[str, int] = TOKEN_ID) -> Path:
     out_dir = Path(out_dir)
-    build_tokenizer().save_pretrained(out_dir)
+    build_tokenizer(token_id).save_pretrained(out_dir)
     return out_dir
 
 
-def make_tokenizer() -> PreTrainedTokenizerBase:
+def make_tokenizer(token_id: dict[str, int] = TOKEN_ID) -> PreTrainedTokenizerBase:
     """A fresh tokenizer ready for `TransformerBridge.boot_native(..., tokenizer=)`."""
     with tempfile.TemporaryDirectory() as tmp:
-        return load_tokenizer(save_tokenizer(tmp))
+        return load_tokenizer(save_tokenizer(tmp, token_id))

@@ -1,6 +1,7 @@
 """The one loader for every model in the course, on either tier.
 
     load("attn-only-2l")     the shipped 2-layer attention-only model (CPU tier, offline)
+    load("ioi-3l")           the shipped 3-layer attention-only model of the IOI task (module 06)
     load("gpt2-small")       GPT-2 small from the Hugging Face Hub (GPU tier, needs internet once)
     load("path/to/folder")   a folder in the shipped format, or `save_pretrained` output of a
                              Hugging Face model together with its tokenizer
@@ -30,6 +31,7 @@ from interplab.vocab import load_tokenizer
 SHIPPED: dict[str, Path] = {
     "attn-only-2l": Path(__file__).parent / "shipped" / "attn-only-2l",
     "tiny-lm": Path(__file__).parent / "shipped" / "tiny-lm",
+    "ioi-3l": Path(__file__).parent / "shipped" / "ioi-3l",
 }
 HUB: dict[str, str] = {"gpt2-small": "gpt2", "gpt2": "gpt2"}
 

@@ -49,7 +49,7 @@ MODULES: tuple[Module, ...] = (
     Module("05", "Probing", "lessons/05_probing.ipynb", "05_probing",
            "probe each layer for a hidden state, control for selectivity, intervene along the probe"),
     Module("06", "Activation patching", "lessons/06_activation_patching.ipynb", "06_patching",
-           "patch residual stream, heads and positions; attribution patching; path patching"),
+           "patch the residual stream and heads (q, k, v, pattern); attribution and path patching; a circuit's faithfulness"),
     Module("07", "Steering and auditing (capstone)", "lessons/07_steering_auditing.ipynb", "07_auditing",
            "find a planted behaviour, steer or ablate it away, monitor it from activations"),
 )
