@@ -28,6 +28,7 @@ from interplab.vocab import load_tokenizer
 SHIPPED: dict[str, Path] = {
     "attn-only-2l": Path(__file__).parent / "shipped" / "attn-only-2l",
     "tiny-lm": Path(__file__).parent / "shipped" / "tiny-lm",
+    "grid-world": Path(__file__).parent / "shipped" / "grid-world",
 }
 HUB: dict[str, str] = {"gpt2-small": "gpt2", "gpt2": "gpt2"}
 

@@ -17,6 +17,7 @@ TIER_ENV = "INTERPLAB_TIER"
 MODELS = {
     "02_induction": {"cpu": "attn-only-2l", "gpu": "gpt2-small"},
     "04_sae": {"cpu": "tiny-lm", "gpu": "gpt2-small"},
+    "05_probing": {"cpu": "tiny-lm", "gpu": "gpt2-small"},
 }
 
 

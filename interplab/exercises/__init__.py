@@ -94,7 +94,7 @@ class LabSpec:
 
 #: Each lab's spec module, imported only when that lab is used: a spec pulls in the models
 #: it runs (the induction lab imports TransformerLens; the superposition lab does not).
-LAB_MODULES = {"02_induction": "induction", "03_superposition": "superposition", "04_sae": "sae"}
+LAB_MODULES = {"02_induction": "induction", "03_superposition": "superposition", "04_sae": "sae", "05_probing": "probing"}
 
 
 def get_lab(name: str) -> LabSpec:
