@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import argparse
+import json
+import secrets
 import sys
 from pathlib import Path
 
@@ -23,11 +25,28 @@ def cmd_build(args) -> int:
     root = _root(args)
     if args.check:
         problems = drift(root, args.labs or None)
-        print("\n".join(problems) if problems else "labs/ is in sync with solutions/.")
+        print("\n".join(problems) if problems else "labs/ is in sync with solutions/, and every notebook with the Colab source.")
         return 1 if problems else 0
     for path in build(root, args.labs or None):
         print(f"wrote {path.relative_to(root)}")
     return 0
+
+
+#: A seed shorter than this can be found by trying every candidate against the hidden inputs a
+#: student's kernel is handed while graded; ``secrets.token_hex(16)`` gives 32 characters.
+SHORT_SEED = 16
+
+
+def _seed_for(args, out: Path, lab: str) -> str:
+    """The seed of ``lab``'s hidden inputs: as given, the public default, the private folder's own, or a new secret."""
+    if args.seed is not None:
+        return args.seed
+    if not args.out:
+        return str(DEFAULT_SEED)
+    meta = out / lab / "meta.json"
+    if meta.is_file() and json.loads(meta.read_text()).get("seed"):
+        return str(json.loads(meta.read_text())["seed"])  # keep the secret these references were made with
+    return secrets.token_hex(16)
 
 
 def cmd_references(args) -> int:
@@ -37,13 +56,17 @@ def cmd_references(args) -> int:
 
     root = _root(args)
     out = Path(args.out) if args.out else default_references(root)
+    if args.seed is not None and len(args.seed) < SHORT_SEED:
+        print(f"WARNING: a seed of {len(args.seed)} characters can be guessed by trying them all against the hidden "
+              "inputs a student sees while graded. Leave --seed out with --out to get a random secret.", file=sys.stderr)
     for lab in args.labs or lab_names(root):
-        meta = make_references(root, lab, args.seed, out, workers=args.workers)
-        print(f"{lab}: references for seed {args.seed} in {out / lab}; "
-              f"{len(meta['mistakes'])} known mistakes fingerprinted")
-    if args.seed == DEFAULT_SEED and not args.out:
-        print("These use the course's public default seed. For a real class, keep a private seed: "
-              "interplab references --seed YOUR_SECRET --out PRIVATE_DIR")
+        seed = _seed_for(args, out, lab)
+        meta = make_references(root, lab, seed, out, workers=args.workers)
+        shown = seed if seed == str(DEFAULT_SEED) else "your private seed (kept in meta.json there)"
+        print(f"{lab}: references for {shown} in {out / lab}; {len(meta['mistakes'])} known mistakes fingerprinted")
+    if not args.out:
+        print("These use the course's public default seed. For a real class, make private references: "
+              "interplab references --out PRIVATE_DIR (a random secret seed is made and kept there)")
     return 0
 
 
@@ -77,19 +100,57 @@ def cmd_check(args) -> int:
     return 0 if all(v.passed for v in verdicts) else 1
 
 
+def cmd_start(args) -> int:
+    from interplab.working_copy import WORK, report, start
+
+    root = _root(args)
+    into = Path(args.into) if args.into else root / WORK
+    print(report(start(root, args.modules or None, fresh=args.fresh, into=into), into))
+    return 0
+
+
+def cmd_syllabus(args) -> int:
+    from interplab.syllabus import readme_table, with_table
+
+    root = _root(args)
+    table = readme_table(root)
+    if not args.write:
+        print(table)
+        return 0
+    readme = root / "README.md"
+    text = readme.read_text()
+    updated = with_table(text, table)
+    if updated != text:
+        readme.write_text(updated)
+        print(f"updated the module table in {readme}")
+    else:
+        print(f"the module table in {readme} is up to date")
+    return 0
+
+
+def cmd_site(args) -> int:
+    from interplab.site import build_site
+
+    root = _root(args)
+    out = build_site(root, Path(args.out) if args.out else None, workers=args.workers)
+    print(f"the course site is in {out}: open {out / 'index.html'} in a browser")
+    return 0
+
+
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="interplab", description="Build, check and grade the interplab course.")
     p.add_argument("--course", type=Path, default=None, help="the course folder (default: found from here)")
     sub = p.add_subparsers(dest="command", required=True)
 
-    b = sub.add_parser("build", help="regenerate labs/ from solutions/ (nbgrader generate_assignment)")
+    b = sub.add_parser("build", help="stamp the Colab source into every notebook; regenerate labs/ from solutions/")
     b.add_argument("labs", nargs="*", help="labs to build (default: all)")
-    b.add_argument("--check", action="store_true", help="only report whether labs/ is in sync")
+    b.add_argument("--check", action="store_true", help="only report whether the notebooks and labs/ are in sync")
     b.set_defaults(func=cmd_build)
 
     r = sub.add_parser("references", help="regenerate reference outputs by running the solutions")
     r.add_argument("labs", nargs="*", help="labs (default: all)")
-    r.add_argument("--seed", type=int, default=DEFAULT_SEED, help="seed of the hidden inputs; keep yours private")
+    r.add_argument("--seed", help="seed of the hidden inputs (default: the public one, or with --out a new random "
+                                  "secret, reused when that folder already holds one); keep yours private")
     r.add_argument("--out", help="where the hidden references go (default: autograder/references)")
     r.add_argument("--workers", type=int, default=2, help="notebooks run at once")
     r.set_defaults(func=cmd_references)
@@ -109,6 +170,22 @@ def parser() -> argparse.ArgumentParser:
     c = sub.add_parser("check", help="run a notebook's visible checks and print a report")
     c.add_argument("notebook")
     c.set_defaults(func=cmd_check)
+
+    s = sub.add_parser("start", help="copy lessons and labs into work/, your own copies to run and save")
+    s.add_argument("modules", nargs="*", help="module numbers or lab names, e.g. 02 or 02_induction (default: all)")
+    s.add_argument("--fresh", action="store_true",
+                   help="replace existing copies with the course's current version (the old ones are kept as backups)")
+    s.add_argument("--into", help="the folder for your copies (default: work/ in the course)")
+    s.set_defaults(func=cmd_start)
+
+    y = sub.add_parser("syllabus", help="print the README's module table, made from the syllabus and what is built")
+    y.add_argument("--write", action="store_true", help="rewrite the table in README.md")
+    y.set_defaults(func=cmd_syllabus)
+
+    w = sub.add_parser("site", help="build the course site: every lesson executed, the syllabus and the guides")
+    w.add_argument("--out", help="where the HTML goes (default: build/site)")
+    w.add_argument("--workers", type=int, default=2, help="lessons executed at once")
+    w.set_defaults(func=cmd_site)
     return p
 
 

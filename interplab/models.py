@@ -15,6 +15,7 @@ that the CPU and GPU tiers, reference solutions and students all see one set of
 numbers, and so that published HookedTransformer analyses carry over unchanged.
 """
 
+import functools
 import json
 from pathlib import Path
 
@@ -73,6 +74,45 @@ def random_init(name: str, seed: int, device: str | torch.device | None = None) 
     model = _load_shipped_format(SHIPPED[name], pick_device(device), weights=False, seed=seed)
     model.enable_compatibility_mode(disable_warnings=True)
     return model.eval()
+
+
+def is_course_model(value: object) -> bool:
+    """Whether ``value`` is a model of a shipped architecture (what exercises may pass as an argument)."""
+    return isinstance(value, TransformerBridge) and getattr(value.cfg, "model_name", None) in SHIPPED
+
+
+def has_shipped_weights(model: TransformerBridge) -> bool:
+    """Whether a model of a shipped architecture holds exactly the shipped, trained weights."""
+    shipped = _shipped_state(model.cfg.model_name)
+    mine = model.state_dict()
+    return mine.keys() == shipped.keys() and all(torch.equal(mine[k].cpu(), shipped[k]) for k in mine)
+
+
+@functools.cache
+def _shipped_state(name: str) -> dict[str, torch.Tensor]:
+    return load(name, device="cpu").state_dict()
+
+
+def with_weights(name: str, weights: dict[str, torch.Tensor], device: str | torch.device = "cpu") -> TransformerBridge:
+    """A shipped architecture holding ``weights``: a state dict taken from a model that `load` or
+    `random_init` made (so already in compatibility mode's coordinates). How the grader hands a
+    kernel a model as data (``interplab.casefile``)."""
+    model = random_init(name, seed=0, device=device)
+    model.load_state_dict(weights, strict=True)
+    return model
+
+
+def perturbed(model: TransformerBridge, generator: torch.Generator, scale: float = 0.1) -> TransformerBridge:
+    """A copy of a shipped-architecture model with every weight moved by Gaussian noise of
+    ``scale`` times that weight's own spread. It keeps what training made (its heads still do
+    their jobs) while every number it gives changes with the generator: graders use it so that
+    hidden answers on "the trained model" differ from the public ones."""
+    weights = {}
+    for name, weight in model.state_dict().items():
+        noise = torch.randn(weight.shape, generator=generator, dtype=weight.dtype)
+        spread = weight.float().std() if weight.numel() > 1 else weight.float().abs()
+        weights[name] = weight + scale * float(spread) * noise.to(weight.device)
+    return with_weights(model.cfg.model_name, weights, device=model.cfg.device)
 
 
 def known_models() -> list[str]:

@@ -51,15 +51,16 @@ def grade_class(lab: str, tmp: Path, mutants: list[Mutant] | None = None) -> dic
 def judged_in_process(lab: str, mutant: Mutant, tmp: Path, **names) -> Row:
     """The grader's row for a submission with ``mutant``, without running its notebook.
 
-    The mutated functions (``names``: imports their cells expect) run on the hidden inputs of the
-    default references' seed; their answers are saved as the kernel saves them and judged by the
+    The mutated functions (``names``: imports their cells expect) run on the default references' hidden
+    cases; their answers are saved as the kernel saves them and judged by the
     grader's ``verdicts_for``. Points are what nbgrader gives a verdict: the cell's points × its score.
     """
     spec, points = get_lab(lab), points_of(lab)
     refs = References.open(default_references(ROOT), lab, HIDDEN)
     functions = solution_functions(lab, mutant, **names)
     for ex in spec.exercises:
-        save_cases(tmp / HIDDEN, ex.name, run_cases(ex, functions[ex.name], ex.build_cases(refs.seed)))
+        arguments = [ex.arguments(case) for case in refs.cases(ex.name)]
+        save_cases(tmp / HIDDEN, ex.name, run_cases(ex, functions[ex.name], arguments))
     verdicts = verdicts_for(spec, refs, tmp, None)
     return Row(f"mutant-{mutant.name}", {v.exercise: round(points[v.exercise] * v.score, 4) for v in verdicts},
                details=" | ".join(f"{v.exercise}: {v.message}" for v in verdicts if v.score < 1))

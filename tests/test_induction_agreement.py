@@ -57,3 +57,19 @@ def test_the_induction_heads_compose_with_the_previous_token_head_above_chance(s
     induction_head = int(fns["induction_scores"](patterns, SEQ_LEN)[1].argmax())
     baseline = fns["composition_baseline"](model.cfg.d_model, model.cfg.d_head, 200, torch.Generator().manual_seed(0))
     assert fns["k_composition_scores"](model)[prev_head, induction_head] > 2 * baseline
+
+
+def test_the_detectors_score_every_head_as_the_instructions_say(setup):
+    """[layer, head] scores: the mean over the batch and the queries q >= 1 of pattern[q, q], [q, q-1], [q, 0],
+    computed here by a plain loop (a student who follows the instructions must match the reference)."""
+    model, fns, tokens = setup
+    patterns = patterns_of(model, tokens.repeat(2, 1))  # [layer, batch, head, query, key]
+    n_layers, batch, n_heads, n_pos, _ = patterns.shape
+    for name, key_of in [("current_token_scores", lambda q: q), ("prev_token_scores", lambda q: q - 1),
+                         ("first_token_scores", lambda q: 0)]:
+        plain = torch.zeros(n_layers, n_heads)
+        for layer in range(n_layers):
+            for head in range(n_heads):
+                plain[layer, head] = sum(patterns[layer, b, head, q, key_of(q)] for b in range(batch)
+                                         for q in range(1, n_pos)) / (batch * (n_pos - 1))
+        torch.testing.assert_close(fns[name](patterns), plain, rtol=1e-5, atol=1e-6, msg=name)

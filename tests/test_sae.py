@@ -92,8 +92,9 @@ def test_the_solution_recovers_toy_features_with_margin_over_the_threshold(k, l1
 
 
 def test_knowing_the_true_features_does_not_pass_without_a_trained_encoder():
-    """The kernel can rebuild the toy cases' true features from the seed; a decoder made of them,
-    with the tied encoder at its best threshold and no training, must still fail on reconstruction."""
+    """The toy cases' true features are the judge's alone (they never reach a graded kernel); even a
+    student who had them, with a decoder made of them and the tied encoder at its best threshold but
+    no training, must still fail on reconstruction."""
     ex = SPEC.exercise("train_sae")
     refs = References.open(PACKAGE_REFERENCES, LAB, PUBLIC)
     for case, reference in list(zip(ex.build_cases(PUBLIC_SEED), refs.expected("train_sae")))[:2]:

@@ -10,22 +10,30 @@ from __future__ import annotations
 
 import hashlib
 import importlib
-from dataclasses import dataclass, field
-from typing import Any, Callable
+import operator
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any, Callable, TypeVar
 
 import torch
 
 #: Seed of the inputs behind the checks a student runs while working (public references).
 PUBLIC_SEED = 0
 
+T = TypeVar("T")
 
-@dataclass
+
+@dataclass(frozen=True)
 class Inputs:
-    """Builds one exercise's input cases from a seed; every random draw comes from here."""
+    """Builds one exercise's input cases from a seed; every random draw comes from here.
 
-    seed: int
+    The seed is the instructor's secret (any string; ``interplab references`` makes a long random
+    one for a private set). Cases are built from it only in the grader's own processes: a student's
+    kernel is handed the built cases as data (``interplab.casefile``), never the seed.
+    """
+
+    seed: int | str
     exercise: str
-    _cache: dict[str, Any] = field(default_factory=dict)
 
     def generator(self, tag: str = "") -> torch.Generator:
         """A generator seeded by (seed, exercise, tag): independent streams per use."""
@@ -37,6 +45,26 @@ class Inputs:
 
     def randn(self, *size: int, tag: str) -> torch.Tensor:
         return torch.randn(*size, generator=self.generator(tag))
+
+    def choose(self, options: Sequence[T], tag: str, clash: Callable[[T, T], bool] = operator.eq) -> T:
+        """One of ``options``, drawn by the seed, and never one that clashes with the public inputs' draw.
+
+        A size, a layer or a feature chosen this way makes every hidden case differ from the
+        public ones, so an answer copied from the public references cannot fit a hidden case.
+        ``clash`` says which options are too like the public one (default: the same option; for
+        tuples of sizes, e.g. any size in common).
+        """
+        public = options[_index(Inputs(PUBLIC_SEED, self.exercise).generator(tag), len(options))]
+        if str(self.seed) == str(PUBLIC_SEED):
+            return public
+        rest = [option for option in options if not clash(option, public)]
+        if not rest:
+            raise ValueError(f"every option clashes with the public one ({public!r}): give choose more options")
+        return rest[_index(self.generator(tag), len(rest))]
+
+
+def _index(generator: torch.Generator, n: int) -> int:
+    return int(torch.randint(0, n, (1,), generator=generator))
 
 
 #: A check for answers that are random by design: (answer, reference, the case's inputs) to a
@@ -62,12 +90,21 @@ class Exercise:
     #: How many items at the end of each case are for the judge only (held-out data), not arguments.
     judge_only: int = 0
 
-    def build_cases(self, seed: int) -> list[tuple]:
+    def build_cases(self, seed: int | str) -> list[tuple]:
+        """Every case in full: the function's arguments, then the items for the judge only."""
         return self.cases(Inputs(seed, self.name))
 
-    def answer(self, fn: Callable, case: tuple) -> Any:
-        """What the student's ``fn`` answers on one case: its output, converted by ``output``."""
-        result = fn(*case[: len(case) - self.judge_only])
+    def arguments(self, case: tuple) -> tuple:
+        """The part of a full case that the student's function is called with."""
+        return case[: len(case) - self.judge_only]
+
+    def judge_items(self, case: tuple) -> tuple:
+        """The part of a full case that only the judge sees (held-out data, true features)."""
+        return case[len(case) - self.judge_only:] if self.judge_only else ()
+
+    def answer(self, fn: Callable, arguments: tuple) -> Any:
+        """What the student's ``fn`` answers on one case's arguments, converted by ``output``."""
+        result = fn(*arguments)
         return self.output(result) if self.output is not None else result
 
 

@@ -2,8 +2,10 @@
 
 Every exercise takes plain tensors or a model, never a global, so the grader can call it on
 inputs the student has not seen: the shipped model on fresh random tokens, a randomly
-initialised model of the same shape, and synthetic tensors of other sizes (which catch
-answers that hard-code the shipped model's number of heads or sequence length).
+initialised model of the same shape, a copy of the trained model with its weights moved by
+seeded noise, and synthetic tensors of other sizes (which catch answers that hard-code the
+shipped model's number of heads or sequence length). Every hidden case differs from every
+public one, so no answer copied from the public references fits a hidden case.
 """
 
 from __future__ import annotations
@@ -12,7 +14,7 @@ import torch
 from jaxtyping import Float, Int
 
 from interplab.exercises import Exercise, Inputs, LabSpec
-from interplab.models import load, random_init
+from interplab.models import load, perturbed, random_init
 
 MODEL = "attn-only-2l"
 
@@ -76,11 +78,12 @@ def detector_cases(inputs: Inputs) -> list[tuple]:
 
 
 def repeated_tokens_cases(inputs: Inputs) -> list[tuple]:
-    """(bos_token_id, d_vocab, seq_len, batch, generator): sizes the student has not seen."""
+    """(bos_token_id, d_vocab, seq_len, batch, generator): lengths drawn by the seed from sets that
+    differ case by case, and never the public ones, so no two cases' outputs have one shape."""
     return [
-        (0, 100, 7, 3, inputs.generator("a")),
-        (0, 100, 13, 5, inputs.generator("b")),
-        (2, 37, 1 + int(inputs.randint(5, (1,), "len")), 2, inputs.generator("c")),
+        (0, 100, inputs.choose([5, 6, 7, 8], "a/len"), 3, inputs.generator("a")),
+        (0, 100, inputs.choose([11, 12, 13, 14], "b/len"), 5, inputs.generator("b")),
+        (2, 37, inputs.choose([1, 2, 3, 4], "c/len"), 2, inputs.generator("c")),
     ]
 
 
@@ -148,10 +151,22 @@ def ablation_cases(inputs: Inputs) -> list[tuple]:
     ]
 
 
+def _word_subset(model, n: int, inputs: Inputs, tag: str) -> Int[torch.Tensor, "n"]:
+    """``n`` distinct word tokens (never BOS or the unknown token, ids 0 and 1), in order."""
+    return (2 + torch.randperm(model.cfg.d_vocab - 2, generator=inputs.generator(tag))[:n]).sort().values
+
+
 def ov_cases(inputs: Inputs) -> list[tuple]:
-    trained, untrained = _model(inputs), _model(inputs, trained=False)
-    heads = [(trained, 1, h) for h in range(trained.cfg.n_heads)]
-    return heads + [(trained, 0, 0), (untrained, 1, int(inputs.randint(untrained.cfg.n_heads, (1,), "head")))]
+    """(model, layer, head, tokens): every layer-1 head of the trained model, and two of a seed-perturbed
+    copy, each read on a random subset of words. The subset's size is a prime drawn by the seed, never
+    the public one, so an accuracy k/n can equal a public one only at 0 or 1, which these heads never reach."""
+    trained = _model(inputs)
+    n = inputs.choose([53, 59, 61, 67, 71, 73], "size")
+    words = _word_subset(trained, n, inputs, "words")
+    heads = [(trained, 1, h, words) for h in range(trained.cfg.n_heads)]
+    twin = perturbed(trained, inputs.generator("perturb"))
+    picked = torch.randperm(twin.cfg.n_heads, generator=inputs.generator("heads"))[:2].tolist()
+    return heads + [(twin, 1, h, _word_subset(twin, n, inputs, f"twin/{h}")) for h in picked]
 
 
 def composition_cases(inputs: Inputs) -> list[tuple]:
@@ -163,11 +178,20 @@ def composition_cases(inputs: Inputs) -> list[tuple]:
 
 
 def k_composition_cases(inputs: Inputs) -> list[tuple]:
-    return [(_model(inputs),), (_model(inputs, trained=False),)]
+    """A seed-perturbed copy of the trained model (its circuit intact, its numbers new) and a random one."""
+    return [(perturbed(_model(inputs), inputs.generator("perturb")),), (_model(inputs, trained=False),)]
+
+
+#: (d_model, d_head) pairs whose random baselines lie at least 15% apart (0.20, 0.17, 0.14, 0.12, 0.10).
+BASELINE_SHAPES = ((24, 6), (32, 8), (48, 8), (64, 16), (96, 12))
 
 
 def baseline_cases(inputs: Inputs) -> list[tuple]:
-    return [(64, 16, 200, inputs.generator("a")), (48, 8, 200, inputs.generator("b"))]
+    """Two shapes drawn by the seed, sharing none with the public pair: their baselines differ by more
+    than the tolerance from every public one."""
+    pair = inputs.choose([(a, b) for a in BASELINE_SHAPES for b in BASELINE_SHAPES if a != b], "shapes",
+                         clash=lambda mine, public: bool(set(mine) & set(public)))
+    return [(*pair[0], 200, inputs.generator("a")), (*pair[1], 200, inputs.generator("b"))]
 
 
 def _detector(name: str) -> Exercise:
@@ -189,7 +213,7 @@ LAB = LabSpec(
         Exercise("ov_copying_score", ov_cases, atol=1e-6),
         Exercise("composition_score", composition_cases),
         Exercise("k_composition_scores", k_composition_cases, rtol=1e-3, atol=1e-5, uses=("composition_score",)),
-        # A mean of random draws: any correct sampler lands within a few per cent.
-        Exercise("composition_baseline", baseline_cases, rtol=0.1, atol=0.0, uses=("composition_score",)),
+        # A mean of 200 random draws: any correct sampler lands within about 1% (5 standard errors < 5%).
+        Exercise("composition_baseline", baseline_cases, rtol=0.05, atol=0.0, uses=("composition_score",)),
     ),
 )

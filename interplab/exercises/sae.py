@@ -117,8 +117,8 @@ class HeldOut:
 
 #: Toy data: 48 features in 24 dimensions, about 2.9 present per example; an SAE twice as wide.
 TOY = dict(n_features=48, d=24, p=0.06, d_sae=96, n_train=20_000, n_test=4_000)
-#: The tiny LM: TopK SAE on the first MLP's output, 2× wide.
-LM = dict(train_docs=300, test_docs=40, d_sae=256, k=16)
+#: The tiny LM: TopK SAE on the first MLP's output, about 2× wide (one of these widths).
+LM = dict(train_docs=300, test_docs=40, d_sae=(224, 256, 288), k=16)
 #: Every training case: steps, batch size, learning rate.
 STEPS, BATCH, LR = 600, 256, 1e-2
 
@@ -132,11 +132,14 @@ def _toy_case(inputs: Inputs, tag: str, k: int | None, l1_coeff: float) -> tuple
 
 
 def _lm_case(inputs: Inputs, tag: str) -> tuple:
+    """The width is drawn by the seed and never the public one: an SAE trained on the public case (the
+    same model, the same kind of text) would otherwise fit the hidden one as well as the student's."""
     model = _tiny_lm()
     docs = corpus.generate(LM["train_docs"] + LM["test_docs"], seed=_seed(inputs, f"{tag}/corpus")).tokens
     acts = lm_activations(model, docs)[:, 1:]  # BOS is left out: its activation is the same every time
     train, test = acts[: LM["train_docs"]].flatten(0, 1), acts[LM["train_docs"]:].flatten(0, 1)
-    sae = SAE.init(acts.shape[-1], LM["d_sae"], k=LM["k"], generator=inputs.generator(f"{tag}/init"))
+    d_sae = inputs.choose(LM["d_sae"], f"{tag}/width")
+    sae = SAE.init(acts.shape[-1], d_sae, k=LM["k"], generator=inputs.generator(f"{tag}/init"))
     held_out = HeldOut(test, tokens=docs[LM["train_docs"]:])
     return (sae, train, STEPS, BATCH, LR, 0.0, inputs.generator(f"{tag}/batches"), held_out)
 
@@ -199,10 +202,12 @@ def recovered_cases(inputs: Inputs) -> list[tuple]:
 
 
 def top_cases(inputs: Inputs) -> list[tuple]:
-    """(z, latent, k): continuous activations (no ties among the top k)."""
+    """(z, latent, k): continuous activations (no ties among the top k). Each k is drawn by the seed
+    from its own range and never the public one, so no hidden answer has a public answer's shape."""
     z1 = torch.relu(inputs.randn(40, 6, tag="z1"))
     z2 = torch.relu(inputs.randn(25, 25, tag="z2") + 0.5)
-    return [(z1, 2, 5), (z1, 0, 1), (z2, 24, 8)]
+    return [(z1, 2, inputs.choose([4, 5, 6, 7], "k1")), (z1, 0, inputs.choose([1, 2, 3], "k2")),
+            (z2, 24, inputs.choose([8, 9, 10, 11], "k3"))]
 
 
 def precision_cases(inputs: Inputs) -> list[tuple]:

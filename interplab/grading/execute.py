@@ -23,6 +23,9 @@ from interplab.grading.sandbox import Limits, Sandbox, private_env
 QUIET_ENV = {"OMP_WAIT_POLICY": "PASSIVE", "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1",
              "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", "PYTHONUNBUFFERED": "1",
              "TQDM_DISABLE": "1", "MPLBACKEND": "Agg"}
+#: What a sandboxed run may inherit from the grader's environment. Nothing else passes: not the
+#: instructor's secrets, tokens or settings, whatever their shell holds.
+PASSED_ENV = ("PATH", "LANG", "LC_ALL", "LC_CTYPE", "TZ")
 #: An executed notebook larger than this is not read back (its outputs are not shown).
 MAX_NOTEBOOK_BYTES = 64 * 1024**2
 
@@ -43,7 +46,8 @@ def run_notebook(
     cmd = [sys.executable, "-m", "interplab.grading.execute", str(source), str(out),
            "--cell-timeout", str(limits.cell_seconds), "--output-bytes", str(limits.output_bytes),
            "--cwd", str(cwd)]
-    child_env = {**os.environ, **QUIET_ENV, **(env or {})}
+    inherited = os.environ if sandbox is None else {k: v for k, v in os.environ.items() if k in PASSED_ENV}
+    child_env = {**inherited, **QUIET_ENV, **(env or {})}
     if sandbox is not None:
         cmd = sandbox.command(cmd, private=cwd)
         child_env |= private_env(cwd)

@@ -5,7 +5,8 @@ Stock nbgrader runs the hidden tests in the student's kernel, so a student who r
 replaced by ``TrustedExecute``:
 
 1. run the submission (nbgrader has already restored the locked cells, hidden tests included)
-   in a child process that only *records* the answers of each exercise on hidden inputs;
+   in a child process that only *records* the answers of each exercise on the hidden cases,
+   which are handed to it as data (the seed that made them never enters the sandbox);
 2. compare the recordings with the reference outputs here, in the grader's process;
 3. write each verdict into its test cell as the output nbgrader scores: a number for partial
    credit, an error for none, so nbgrader's gradebook, feedback and export work as usual.
@@ -28,7 +29,7 @@ from nbgrader.preprocessors import NbGraderPreprocessor
 from traitlets import Bool, Int, Unicode
 
 from interplab.answers import AnswerError, Case, load_cases
-from interplab.checker import RECORD_DIR_ENV, RECORD_INPUTS_ENV, SEED_ENV
+from interplab.checker import INPUTS_DIR_ENV, RECORD_DIR_ENV, RECORD_INPUTS_ENV
 from interplab.exercises import LabSpec, get_lab
 from interplab.grading.execute import run_notebook
 from interplab.grading.sandbox import FIRST_UID, Limits, Sandbox, claim_uid, kill_user
@@ -66,7 +67,7 @@ def verdicts_for(spec: LabSpec, refs: References, record_dir: Path, problem: str
             continue
         try:
             verdict = judge(ex, answer, refs.expected(ex.name), refs.mistakes(ex.name),
-                            lambda ex=ex: ex.build_cases(refs.seed))
+                            lambda ex=ex: refs.cases(ex.name))
         except MissingReferences:
             raise  # the instructor's problem, not the student's: stop loudly
         except Exception as exc:  # an answer the comparison cannot handle loses its exercise, not the class
@@ -148,6 +149,21 @@ def copy_student_outputs(
             cell.outputs = outputs
 
 
+def hand_over(cases: Path, target: Path, uid: int | None) -> None:
+    """Copy the hidden cases' arguments into the submission's private folder (owned by its user).
+
+    A copy, not the references' own folder: those stay readable by the grader alone, and whatever
+    the submission does to its copy can only spoil its own answers.
+    """
+    if not cases.is_dir():
+        raise MissingReferences(f"no hidden input cases in {cases}: make the references again with `interplab references`")
+    shutil.copytree(cases, target)
+    for path in [target, *target.iterdir()]:
+        path.chmod(0o755 if path.is_dir() else 0o644)
+        if uid is not None:
+            os.chown(path, uid, uid)
+
+
 @contextlib.contextmanager
 def _scratch() -> Iterator[Path]:
     """A temporary folder for one run, removed afterwards whatever the submission left in it.
@@ -195,9 +211,11 @@ class TrustedExecute(NbGraderPreprocessor):
             private = Path(tmp) / "private"
             sandbox.prepare(private)
             nbformat.write(nb, str(private / "submission.ipynb"))
+            hand_over(refs.arguments_dir, private / "inputs", sandbox.uid)
             run = run_notebook(
                 private / "submission.ipynb", private / "executed.ipynb", cwd=private,
-                env={RECORD_DIR_ENV: str(private / "answers"), RECORD_INPUTS_ENV: HIDDEN, SEED_ENV: str(refs.seed)},
+                env={RECORD_DIR_ENV: str(private / "answers"), RECORD_INPUTS_ENV: HIDDEN,
+                     INPUTS_DIR_ENV: str(private / "inputs")},
                 limits=limits, sandbox=sandbox,
             )
             if sandbox.uid is not None:
