@@ -2,6 +2,7 @@
 
     python benchmarks/notebooks.py            # all lessons and solutions, then one grading
     python benchmarks/notebooks.py --only grade
+    python benchmarks/notebooks.py --match 05  # only notebooks whose path contains "05"
 
 Each measurement runs in a fresh process; peak memory is the largest resident set among that
 process's descendants (the notebook's kernel), from getrusage. Targets: a notebook within 60 s
@@ -57,6 +58,7 @@ def child(task: str) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--only", choices=["notebooks", "grade"])
+    parser.add_argument("--match", help="measure only the notebooks whose path contains this text")
     parser.add_argument("--child")
     args = parser.parse_args()
     if args.child:
@@ -65,6 +67,7 @@ def main() -> None:
     tasks = []
     if args.only != "grade":
         tasks += [str(p) for p in sorted((ROOT / "lessons").glob("*.ipynb")) + sorted((ROOT / "solutions").glob("*/*.ipynb"))]
+        tasks = [t for t in tasks if args.match is None or args.match in str(Path(t).relative_to(ROOT))]
     if args.only != "notebooks":
         tasks.append("grade")
     print(f"{'what':<52} {'wall s':>8} {'peak MB':>9}  status")

@@ -112,7 +112,7 @@ def test_the_shipped_world_model_knows_the_rules():
 @pytest.fixture(scope="module")
 def pos_data():
     """The tiny LM's residual stream after block 1, and part of speech, for 60 + 30 documents."""
-    x, y, _ = spec_module._pos_data(777, 90, "blocks.1.hook_resid_post")
+    x, y, _ = spec_module._lm_data(777, 90, "blocks.1.hook_resid_post", "part of speech")
     n = 60 * (corpus.SEQ_LEN - 1)
     return x[:n], y[:n], x[n:], y[n:]
 

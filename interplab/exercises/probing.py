@@ -51,10 +51,6 @@ def _seed(inputs: Inputs, tag: str) -> int:
     return int(inputs.randint(2**31 - 1, (1,), tag=tag))
 
 
-def _choice(inputs: Inputs, options: tuple | list, tag: str):
-    return options[int(inputs.randint(len(options), (1,), tag=tag))]
-
-
 def by_turn(cells: Int[Tensor, "walk pos 2"]) -> Int[Tensor, "walk pos 2"]:
     """The grader's own state by turn: (walker to move next, walker who just moved) at every position."""
     order = torch.stack([torch.arange(cells.shape[1]) % 2, 1 - torch.arange(cells.shape[1]) % 2], dim=-1)
@@ -89,17 +85,29 @@ def logits_cases(inputs: Inputs) -> list[tuple]:
     ]
 
 
+#: Numbers of labelled examples, drawn by the seed: distinct primes, so that an accuracy (k / n) of one
+#: case can equal another's only at 0 or 1, and no public accuracy answers a hidden case.
+LABELLED = ((23, 29, 31), (37, 41, 43), (47, 53, 59), (61, 67, 71))
+
+
+def _mostly_right_labels(inputs: Inputs, guess: Tensor, n_classes: int, tag: str) -> Tensor:
+    """The probe's own guesses, a random 35% of them replaced by random classes (accuracy about 0.7)."""
+    wrong = torch.rand(guess.shape, generator=inputs.generator(f"wrong{tag}")) < 0.35
+    return torch.where(wrong, inputs.randint(n_classes, tuple(guess.shape), tag=f"y{tag}"), guess)
+
+
 def accuracy_cases(inputs: Inputs) -> list[tuple]:
-    """(probe, x, y): some labels -1; a probe that is often right (so accuracy is far from chance)."""
+    """(probe, x, y): a probe that is often right (so accuracy is far from chance); in two cases some
+    labels are -1, in random places, on top of the labelled examples."""
     cases = []
-    for i, (n, d, c, hidden, unlabelled) in enumerate([(40, 5, 3, None, 0.0), (30, 6, 4, 5, 0.3), (25, 4, 5, None, 0.5)]):
+    sizes = inputs.choose(LABELLED, "sizes")
+    for i, (n, d, c, hidden, unlabelled) in enumerate(zip(sizes, (5, 6, 4), (3, 4, 5), (None, 5, None), (0, 13, 25))):
         probe = _random_probe(inputs, d, c, hidden, f"p{i}")
-        x = inputs.randn(n, d, tag=f"x{i}")
+        x = inputs.randn(n + unlabelled, d, tag=f"x{i}")
         with torch.no_grad():
             guess = _logits(probe, x).argmax(-1)
-        wrong = torch.rand(n, generator=inputs.generator(f"wrong{i}")) < 0.35
-        y = torch.where(wrong, inputs.randint(c, (n,), tag=f"y{i}"), guess)
-        y[torch.rand(n, generator=inputs.generator(f"missing{i}")) < unlabelled] = -1
+        y = _mostly_right_labels(inputs, guess, c, str(i))
+        y[torch.randperm(n + unlabelled, generator=inputs.generator(f"missing{i}"))[:unlabelled]] = -1
         cases.append((probe, x, y))
     return cases
 
@@ -139,21 +147,33 @@ ACCURACY_MARGIN = 0.03
 # gets copies: a student's function that changes its inputs in place changes nothing for the next call.
 
 
+#: What the tiny LM's probes are trained to read: four classes each (a document's topic needs context).
+LM_TASKS = ("part of speech", "topic")
+
+
+def topic_of(labels: Tensor) -> Int[Tensor, "..."]:
+    """Each token's document topic (index into ``corpus.TOPICS``), from the corpus's feature labels."""
+    columns = [corpus.FEATURES.index(f"topic_{name}") for name in corpus.TOPICS]
+    return labels[..., columns].long().argmax(-1)
+
+
 @functools.lru_cache(maxsize=16)
-def _pos_data(seed: int, n_docs: int, hook: str) -> tuple[Float[Tensor, "n d"], Int[Tensor, " n"], Int[Tensor, " n"]]:
-    """The tiny LM's activations at ``hook``, each word's part of speech and its token, BOS left out, flattened."""
+def _lm_data(seed: int, n_docs: int, hook: str, task: str) -> tuple[Float[Tensor, "n d"], Int[Tensor, " n"], Int[Tensor, " n"]]:
+    """The tiny LM's activations at ``hook``, each word's class in ``task`` and its token, BOS left out, flattened."""
     docs = corpus.generate(n_docs, seed=seed)
     acts = word_activations(_tiny_lm(), docs, [hook])[0, :, 1:]
-    return acts.flatten(0, 1), pos_of(docs.labels[:, 1:]).flatten(), docs.tokens[:, 1:].flatten()
+    labels = pos_of(docs.labels[:, 1:]) if task == "part of speech" else topic_of(docs.labels[:, 1:])
+    return acts.flatten(0, 1), labels.flatten(), docs.tokens[:, 1:].flatten()
 
 
 @functools.lru_cache(maxsize=16)
-def _walk_data(seed: int, n_walks: int, hook: str) -> tuple[Float[Tensor, "n d"], Int[Tensor, " n"]]:
-    """The world model's activations at ``hook`` and the cell of the walker to move next, at every position
-    but BOS and the last (which the model never learnt to predict from), flattened."""
+def _walk_data(seed: int, n_walks: int, hook: str, walker: int = 0) -> tuple[Float[Tensor, "n d"], Int[Tensor, " n"]]:
+    """The world model's activations at ``hook`` and the cell of the walker to move next (``walker=0``) or of
+    the one who just moved (1), at every position but BOS and the last (which the model never learnt to
+    predict from), flattened."""
     walks = world.generate(n_walks, seed)
     acts = resid(_grid_world(), walks.tokens, hook)[:, 1:-1]
-    return acts.flatten(0, 1), by_turn(walks.cells)[:, 1:-1, 0].flatten()
+    return acts.flatten(0, 1), by_turn(walks.cells)[:, 1:-1, walker].flatten()
 
 
 @functools.lru_cache(maxsize=8)
@@ -167,24 +187,29 @@ def _copies(*tensors: Tensor) -> tuple[Tensor, ...]:
 
 
 def train_cases(inputs: Inputs) -> list[tuple]:
-    """(probe, x, y, steps, lr, held-out examples for the judge)."""
+    """(probe, x, y, steps, lr, held-out examples for the judge).
+
+    A hidden case probes another task (part of speech or topic) at another layer, and the world model for
+    the other walker: a probe trained on the public inputs scores near chance there.
+    """
     corpus_seed, n_train = _seed(inputs, "corpus"), POS_DOCS * (corpus.SEQ_LEN - 1)
-    x, y, _ = _copies(*_pos_data(corpus_seed, POS_DOCS + POS_TEST_DOCS, _choice(inputs, LM_HOOKS[1:], "hook")))
-    pos_case = (Probe.init(x.shape[1], len(POS), generator=inputs.generator("pos/init")),
-                x[:n_train], y[:n_train], STEPS, LR, HeldOut(x[n_train:], y[n_train:]))
+    task, hook = inputs.choose(LM_TASKS, "task"), inputs.choose(LM_HOOKS[1:], "hook")
+    x, y, _ = _copies(*_lm_data(corpus_seed, POS_DOCS + POS_TEST_DOCS, hook, task))
+    lm_case = (Probe.init(x.shape[1], len(POS), generator=inputs.generator("pos/init")),
+               x[:n_train], y[:n_train], STEPS, LR, HeldOut(x[n_train:], y[n_train:]))
 
     # a control task: every word type gets a random class; an MLP probe on the embeddings memorises it
-    emb, _, tokens = _copies(*_pos_data(corpus_seed, POS_DOCS + POS_TEST_DOCS, LM_HOOKS[0]))
+    emb, _, tokens = _copies(*_lm_data(corpus_seed, POS_DOCS + POS_TEST_DOCS, LM_HOOKS[0], "part of speech"))
     labels = torch.randint(len(POS), (corpus.D_VOCAB,), generator=inputs.generator("control"))[tokens]
     control_case = (Probe.init(emb.shape[1], len(POS), D_HIDDEN, generator=inputs.generator("control/init")),
                     emb[:n_train], labels[:n_train], STEPS, LR, HeldOut(emb[n_train:], labels[n_train:]))
 
-    hook = _choice(inputs, ("blocks.0.hook_resid_post", "blocks.1.hook_resid_post"), "layer")
-    wx, wy = _copies(*_walk_data(_seed(inputs, "walks"), WALKS + TEST_WALKS, hook))
+    hook = inputs.choose(("blocks.0.hook_resid_post", "blocks.1.hook_resid_post"), "layer")
+    wx, wy = _copies(*_walk_data(_seed(inputs, "walks"), WALKS + TEST_WALKS, hook, inputs.choose((0, 1), "walker")))
     n_walk = WALKS * (world.SEQ_LEN - 2)
     walk_case = (Probe.init(wx.shape[1], world.N_CELLS, generator=inputs.generator("walk/init")),
                  wx[:n_walk], wy[:n_walk], STEPS, LR, HeldOut(wx[n_walk:], wy[n_walk:]))
-    return [pos_case, control_case, walk_case]
+    return [lm_case, control_case, walk_case]
 
 
 def turn_cases(inputs: Inputs) -> list[tuple]:
@@ -216,7 +241,7 @@ def patch_cases(inputs: Inputs) -> list[tuple]:
     for i, twin in enumerate((False, True)):
         model = _twin("grid-world", _seed(inputs, "twin")) if twin else _grid_world()
         walks, cut = _prefix(inputs, 6, f"p{i}")
-        hook = _choice(inputs, ("blocks.0.hook_resid_post", "blocks.1.hook_resid_post"), f"hook{i}")
+        hook = inputs.choose(("blocks.0.hook_resid_post", "blocks.1.hook_resid_post"), f"hook{i}")
         tokens = walks.tokens[:, : cut + 1]
         final = resid(model, tokens, hook)[:, -1]
         cases.append((model, tokens, hook, final + inputs.randn(*final.shape, tag=f"noise{i}") * final.norm(dim=-1).mean()))
@@ -279,10 +304,14 @@ def edit_cases(inputs: Inputs) -> list[tuple]:
     return cases
 
 
+#: Numbers of rows, drawn by the seed: distinct primes, so no public rate (k / n) equals a hidden one.
+EDITED_ROWS = ((13, 31), (17, 37), (19, 41), (23, 43))
+
+
 def success_cases(inputs: Inputs) -> list[tuple]:
     """(probs, source, target): random next-move distributions, some of them near a legal set."""
     cases = []
-    for i, n in enumerate((12, 30)):
+    for i, n in enumerate(inputs.choose(EDITED_ROWS, "sizes")):
         source = inputs.randint(world.N_CELLS, (n,), tag=f"source{i}")
         target = inputs.randint(world.N_CELLS, (n,), tag=f"target{i}")
         mix = torch.rand(n, 1, generator=inputs.generator(f"mix{i}"))
