@@ -41,10 +41,8 @@ class TestGrading(GradedClass):
     PROPERTY_MESSAGES = {
         "hidden_layer_frozen": "your MLP probe classifies",
         "loss_on_probabilities": "of held-out examples correctly",
-        "sgd_instead_of_adam": "of held-out examples correctly",
         "edit_wrong_sign": "the probe reads the target cell in only",
         "edit_not_projected": "lies outside the probe's directions",
-        "edit_from_origin": "the probe reads the target cell in only",
     }
     #: A kernel costs most of a minute: one mistake goes the whole way, on an exercise judged by the
     #: model's response to the student's answer, measured in the grader's process.
