@@ -32,6 +32,7 @@ SHIPPED: dict[str, Path] = {
     "attn-only-2l": Path(__file__).parent / "shipped" / "attn-only-2l",
     "tiny-lm": Path(__file__).parent / "shipped" / "tiny-lm",
     "ioi-3l": Path(__file__).parent / "shipped" / "ioi-3l",
+    "grid-world": Path(__file__).parent / "shipped" / "grid-world",
 }
 HUB: dict[str, str] = {"gpt2-small": "gpt2", "gpt2": "gpt2"}
 

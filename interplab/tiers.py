@@ -19,6 +19,7 @@ MODELS = {
     "01_features": {"cpu": "tiny-lm", "gpu": "gpt2-small"},
     "02_induction": {"cpu": "attn-only-2l", "gpu": "gpt2-small"},
     "04_sae": {"cpu": "tiny-lm", "gpu": "gpt2-small"},
+    "05_probing": {"cpu": "tiny-lm", "gpu": "gpt2-small"},
     "06_patching": {"cpu": "ioi-3l", "gpu": "gpt2-small"},
 }
 

@@ -20,6 +20,7 @@ import nbformat
 import pytest
 from course import ROOT, completed_lab, read, release_of, solution_functions, solution_of
 
+from interplab import casefile
 from interplab.answers import save_cases
 from interplab.checker import run_cases
 from interplab.exercises import get_lab
@@ -59,7 +60,9 @@ def judged_in_process(lab: str, mutant: Mutant, tmp: Path, **names) -> Row:
     refs = References.open(default_references(ROOT), lab, HIDDEN)
     functions = solution_functions(lab, mutant, **names)
     for ex in spec.exercises:
-        arguments = [ex.arguments(case) for case in refs.cases(ex.name)]
+        # loaded afresh, as a kernel is handed them: the judge's cached cases must not be changed in place
+        # (a generator drawn from, a probe trained in place) by the functions run here
+        arguments = casefile.load(refs.arguments_dir, ex.name)
         save_cases(tmp / HIDDEN, ex.name, run_cases(ex, functions[ex.name], arguments))
     verdicts = verdicts_for(spec, refs, tmp, None)
     return Row(f"mutant-{mutant.name}", {v.exercise: round(points[v.exercise] * v.score, 4) for v in verdicts},

@@ -132,7 +132,7 @@ class LabSpec:
 #: Each lab's spec module, imported only when that lab is used: a spec pulls in the models
 #: it runs (the induction lab imports TransformerLens; the superposition lab does not).
 LAB_MODULES = {"01_features": "features", "02_induction": "induction", "03_superposition": "superposition",
-               "04_sae": "sae", "06_patching": "patching"}
+               "04_sae": "sae", "05_probing": "probing", "06_patching": "patching"}
 
 
 def get_lab(name: str) -> LabSpec:
