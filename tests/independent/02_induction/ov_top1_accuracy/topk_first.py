@@ -1,4 +1,4 @@
-def ov_copying_score(model, layer: int, head: int, tokens: Int[Tensor, "n"] | None = None) -> float:
+def ov_top1_accuracy(model, layer: int, head: int, tokens: Int[Tensor, "n"] | None = None) -> float:
     full_ov = model.W_E @ model.OV[layer, head] @ model.W_U
     matrix = full_ov.AB
     if tokens is not None:

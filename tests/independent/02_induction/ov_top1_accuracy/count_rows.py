@@ -1,4 +1,4 @@
-def ov_copying_score(model, layer, head, tokens=None):
+def ov_top1_accuracy(model, layer, head, tokens=None):
     ov = model.OV[layer, head]
     emb = model.W_E if tokens is None else model.W_E[tokens]
     unemb = model.W_U if tokens is None else model.W_U[:, tokens]

@@ -1,4 +1,4 @@
-def ov_copying_score(model, layer: int, head: int, tokens: Int[Tensor, "n"] | None = None) -> float:
+def ov_top1_accuracy(model, layer: int, head: int, tokens: Int[Tensor, "n"] | None = None) -> float:
     W_OV = model.W_V[layer, head] @ model.W_O[layer, head]  # [d_model, d_model]
     full = model.W_E @ W_OV @ model.W_U
     if tokens is not None:
