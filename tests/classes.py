@@ -13,6 +13,7 @@ recorded and judged by the grader's own code. The mistakes graded both ways must
 
 from __future__ import annotations
 
+import copy
 import shutil
 from pathlib import Path
 
@@ -59,7 +60,8 @@ def judged_in_process(lab: str, mutant: Mutant, tmp: Path, **names) -> Row:
     refs = References.open(default_references(ROOT), lab, HIDDEN)
     functions = solution_functions(lab, mutant, **names)
     for ex in spec.exercises:
-        arguments = [ex.arguments(case) for case in refs.cases(ex.name)]
+        # copies: the cases are read once per process, and an exercise may change its arguments (training in place)
+        arguments = [copy.deepcopy(ex.arguments(case)) for case in refs.cases(ex.name)]
         save_cases(tmp / HIDDEN, ex.name, run_cases(ex, functions[ex.name], arguments))
     verdicts = verdicts_for(spec, refs, tmp, None)
     return Row(f"mutant-{mutant.name}", {v.exercise: round(points[v.exercise] * v.score, 4) for v in verdicts},
