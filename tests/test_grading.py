@@ -32,7 +32,7 @@ END_TO_END = ("mask_includes_diagonal", "only_bos_excluded", "late_binding", "ho
 #: What the lab's answer cells import beyond what ``course.solution_functions`` provides.
 NAMES = {"functools": functools, "Callable": Callable}
 #: What a check that judges properties says of each mistake it cannot name by its fingerprint.
-PROPERTY_MESSAGES = {"no_bos": "start with the BOS token", "only_bos_excluded": "include special token",
+PROPERTY_MESSAGES = {"no_bos": "one BOS, then the random half", "only_bos_excluded": "include special token",
                      "last_token_never_drawn": "never came up"}
 
 
