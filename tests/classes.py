@@ -13,6 +13,7 @@ recorded and judged by the grader's own code. The mistakes graded both ways must
 
 from __future__ import annotations
 
+import copy
 import shutil
 from pathlib import Path
 

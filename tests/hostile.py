@@ -410,7 +410,7 @@ def infinite_loop(t: Target):
 
 
 def swallow_interrupt(t: Target):
-    return inject(completed_lab(), after="check_ov_copying_score", source="""\
+    return inject(completed_lab(), after="check_ov_top1_accuracy", source="""\
 import signal, time
 
 signal.signal(signal.SIGINT, signal.SIG_IGN)
@@ -493,7 +493,7 @@ def invalid_notebook(t: Target):
 def restructured(t: Target):
     nb = completed_lab()
     nb.cells.remove(cell_of(nb, "answer_first_token_scores"))  # comes back unanswered
-    nb.cells.remove(cell_of(nb, "check_ov_copying_score"))     # comes back as it was
+    nb.cells.remove(cell_of(nb, "check_ov_top1_accuracy"))     # comes back as it was
     answer = cell_of(nb, "answer_induction_scores")
     answer.cell_type = "raw"                                    # the student's code, back as code
     del answer["outputs"], answer["execution_count"]
@@ -566,9 +566,9 @@ with open(path("induction_scores"), "wb") as f:
 save("logit_attribution", {{"case0": torch.zeros(11, 9)}}, n_cases=1)
 save("ablation_loss_increase", {{"case0": torch.zeros(2, 4), "case1": torch.zeros(2, 4)}},
      n_cases=2, **{{"case0.error": "both"}})
-save("ov_copying_score", {{"case0": torch.tensor(1.0)}}, n_cases=10**12)
+save("ov_top1_accuracy", {{"case0": torch.tensor(1.0)}}, n_cases=10**12)
 save("composition_score", {{f"case{{i}}": torch.tensor(0.5 + 0.5j) for i in range(3)}}, n_cases=3)
-save("k_composition_scores", {{f"case{{i}}": torch.ones(4, 4).to(torch.float8_e4m3fn) for i in range(2)}}, n_cases=2)
+save("head_composition_scores", {{f"case{{i}}": torch.ones(4, 4).to(torch.float8_e4m3fn) for i in range(2)}}, n_cases=2)
 header = json.dumps({{"case0": {{"dtype": "F64", "shape": [2**40], "data_offsets": [0, 2**43]}},
                       "__metadata__": {{"n_cases": "2"}}}}).encode()
 with open(path("composition_baseline"), "wb") as f:
@@ -786,7 +786,7 @@ time.sleep(60)  # a safety net: its worker is killed long before
 #: The corpus, slowest first: grading hands students to workers in order of their names, and
 #: the numbered names keep this order, so the long runs overlap with the rest of the class.
 CORPUS: list[Hostile] = [
-    Hostile("swallow-interrupt", swallow_interrupt, up_to("ov_copying_score"), "limit and was stopped",
+    Hostile("swallow-interrupt", swallow_interrupt, up_to("ov_top1_accuracy"), "limit and was stopped",
             "no answer was recorded", what="ignores SIGINT and swallows KeyboardInterrupt"),
     Hostile("infinite-loop", infinite_loop, full(), what="while True: pass"),
     Hostile("redefine-helpers", redefine_helpers, full_except("prev_token_scores"), "constant factor of 1.01",

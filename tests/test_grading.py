@@ -1,17 +1,21 @@
 """Grading a class of lab 02 end to end: nbgrader, the trusted runner and the references.
 
-One class is graded once (module fixture): the solution, the untouched lab, every known
-mistake from ``autograder/mutants``, a corrupt file and a notebook with deleted and retyped
-cells. Each test then reads that class's CSV, gradebook and feedback.
+One class is graded once (module fixture): the solution, the untouched lab, a few known mistakes
+from ``autograder/mutants`` (``END_TO_END``), a corrupt file and a notebook with deleted and retyped
+cells. Each test then reads that class's CSV, gradebook and feedback. The other known mistakes are
+judged in process by the grader's own code (``classes.judged_in_process``), and a test shows that
+both ways give one verdict.
 """
 
 import csv
+import functools
 import json
 import shutil
+from typing import Callable
 
 import nbformat
 import pytest
-from classes import assert_costs_only_its_exercise, points_of
+from classes import assert_costs_only_its_exercise, judged_in_process, points_of
 from course import MUTANTS, ROOT, completed_lab, read
 
 from interplab.exercises import LabSpec, get_lab
@@ -21,6 +25,15 @@ from interplab.grading.similarity import COLUMNS as SIMILARITY_COLUMNS
 SPEC = get_lab("02_induction")
 POINTS = points_of("02_induction")
 FULL = sum(POINTS.values())
+#: Mistakes graded through the whole pipeline: one whose output is NaN, one judged by properties, two whose hooks
+#: run in the kernel, and the one whose feedback file is read below. The rest are judged in process.
+END_TO_END = ("mask_includes_diagonal", "only_bos_excluded", "late_binding", "hooks_given_to_run_with_cache",
+              "prev_main_diagonal")
+#: What the lab's answer cells import beyond what ``course.solution_functions`` provides.
+NAMES = {"functools": functools, "Callable": Callable}
+#: What a check that judges properties says of each mistake it cannot name by its fingerprint.
+PROPERTY_MESSAGES = {"no_bos": "one BOS, then the random half", "only_bos_excluded": "include special token",
+                     "last_token_never_drawn": "never came up"}
 
 
 def _remove(nb, grade_id):
@@ -37,7 +50,8 @@ def graded(tmp_path_factory):
     nbformat.write(completed_lab(), str(subs / "carol" / "induction_heads.ipynb"))
     shutil.copy(ROOT / "labs" / "02_induction" / "induction_heads.ipynb", subs / "untouched.ipynb")
     for mutant in MUTANTS:
-        nbformat.write(completed_lab(mutant), str(subs / f"mutant-{mutant.name}.ipynb"))
+        if mutant.name in END_TO_END:
+            nbformat.write(completed_lab(mutant), str(subs / f"mutant-{mutant.name}.ipynb"))
     (subs / "corrupt.ipynb").write_text('{"cells": [ this is not json')
 
     damaged = completed_lab()
@@ -52,7 +66,18 @@ def graded(tmp_path_factory):
     work = tmp / "work"
     out = tmp / "grades.csv"
     rows = {row.student: row for row in grade(ROOT, "02_induction", subs, out, work=work, workers=2)}
+    for mutant in MUTANTS:
+        rows.setdefault(f"mutant-{mutant.name}",
+                        judged_in_process("02_induction", mutant, tmp_path_factory.mktemp(mutant.name), **NAMES))
     return rows, out, work
+
+
+def test_judging_in_process_gives_the_pipelines_verdicts(graded, tmp_path):
+    for name in ("late_binding", "mask_includes_diagonal"):
+        mutant = next(m for m in MUTANTS if m.name == name)
+        in_process = judged_in_process("02_induction", mutant, tmp_path / name, **NAMES)
+        pipeline = graded[0][f"mutant-{mutant.name}"]
+        assert (in_process.points, in_process.details) == (pipeline.points, pipeline.details)
 
 
 def test_the_solution_gets_full_marks_in_either_layout(graded):
@@ -79,7 +104,7 @@ def test_each_known_mistake_loses_marks_on_its_exercise_and_what_calls_it(graded
 def test_each_known_mistake_is_explained(graded, mutant):
     details = graded[0][f"mutant-{mutant.name}"].details
     if SPEC.exercise(mutant.exercise).properties:  # judged by properties: the failed property is named
-        assert "BOS" in details
+        assert PROPERTY_MESSAGES[mutant.name] in details
     elif mutant.name == "mask_includes_diagonal":  # the first row is fully masked: NaN
         assert "NaN" in details
     else:
@@ -108,7 +133,7 @@ def test_the_csv_has_one_row_per_student_with_points_per_exercise(graded):
     rows, out, _ = graded
     with out.open() as f:
         table = list(csv.DictReader(f))
-    assert len(table) == len(rows)
+    assert len(table) == len(rows) - (len(MUTANTS) - len(END_TO_END))  # the CSV holds the class graded end to end
     assert list(table[0]) == ["student", *POINTS, "total", "status", "details", *SIMILARITY_COLUMNS]
     alice = next(r for r in table if r["student"] == "alice")
     assert float(alice["total"]) == FULL

@@ -31,7 +31,7 @@ from interplab.grading.references import load_mutants
 ALL_ANSWERS = answers()
 
 #: What benchmarks/similarity.py reports at the module's constants (K=5, MIN_GRAMS=12, THRESHOLD=0.7):
-#: of 118 independent answers, 97 long enough to judge, these 4 (4.1 %) reach the threshold against
+#: of 144 independent answers, 122 long enough to judge, these 4 (3.3 %) reach the threshold against
 #: the solution. Each is an answer whose instructions dictate its code: a one-line formula whose
 #: only natural spelling is the solution's, and loops the instructions list step by step.
 FLAGGED_AGAINST_THE_SOLUTION = {
@@ -40,7 +40,7 @@ FLAGGED_AGAINST_THE_SOLUTION = {
     "03_superposition/train_toy_models/inline_forward",  # the same loop, with the forward pass inlined
     "04_sae/sae_loss/following_the_hint",  # the hint spells out both terms and the condition
 }
-JUDGED_AGAINST_THE_SOLUTION = 97
+JUDGED_AGAINST_THE_SOLUTION = 122
 
 
 @cache
@@ -112,8 +112,8 @@ def test_copies_with_a_known_mistake_and_renamed_variables_are_flagged(lab):
         if score is not None:
             judged += 1
             caught += score >= S.THRESHOLD
-    # benchmarks/similarity.py: 45 of the 47 judged in labs 02-04 (two one-liners whose edit changes
-    # a third of their tokens score 0.67 and 0.69)
+    # 73 of the 76 judged in labs 02-04 (three short answers whose edit changes a third of their
+    # tokens score 0.67 to 0.69)
     assert judged and caught >= 0.9 * judged, f"{caught} of {judged}"
 
 

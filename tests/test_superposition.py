@@ -3,7 +3,9 @@
 One class is graded once (``classes.GradedClass``): the completed lab, the untouched lab and every known
 mistake in ``autograder/mutants/03_superposition.json``. Separately, a sweep trained with the
 solution's own training loop must reproduce the dimensions-per-feature plateaus of Elhage et al.
-(2022), measured here with formulas written independently of the lab's.
+(2022), measured here with formulas written independently of the lab's; the checks of the
+exercises judged by their properties pass correct answers written another way; and the neuron
+model's functions agree with plain implementations.
 """
 
 import math
@@ -12,12 +14,17 @@ import torch
 from classes import GradedClass
 from course import solution_functions
 
+from interplab.checker import Lab
+
 LAB = "03_superposition"
 
 
 class TestGrading(GradedClass):
     LAB = LAB
-    PROPERTY_MESSAGES = {"no_zero_grad": "worse than the reference"}
+    PROPERTY_MESSAGES = {"no_zero_grad": "worse than the reference", "pairs_as_blocks": "side by side",
+                         "features_independent": "must be present together", "one_value_per_pair": "independent values",
+                         "pair_probability_p": "must be present with probability p", "both_present": "at most one feature",
+                         "halves_not_interleaved": "side by side"}
     #: The rest are judged in process: each kernel trains a sweep of toy models.
     END_TO_END = ("probability_inverted", "no_zero_grad")
 
@@ -73,3 +80,47 @@ def test_the_dimensions_per_feature_curve_passes_through_the_published_plateaus(
     assert share_near(D, represented, PUBLISHED["2/3"], PUBLISHED["3/4"]).max() >= 0.3
     # And the curve keeps falling past the last plateau.
     assert dims[-1] < PUBLISHED["3/8"]
+
+
+# --- checks judged by properties are fair; the neuron model, written plainly --------------------------
+
+
+def correlated_by_bernoulli(n_instances, batch, n_pairs, feature_probability, generator):
+    """Correct, written another way: Bernoulli presence per pair, the pair's two features stacked side by side."""
+    probability = feature_probability[:, None, None].expand(n_instances, batch, n_pairs)
+    present = torch.bernoulli(probability, generator=generator)
+    values = torch.rand(n_instances, batch, n_pairs, 2, generator=generator)
+    return (values * present[..., None]).flatten(-2)
+
+
+def anticorrelated_by_one_draw(n_instances, batch, n_pairs, feature_probability, generator):
+    """Correct, written another way: one uniform u per pair; the first feature if u < p, the second if p <= u < 2p."""
+    u = torch.rand(n_instances, batch, n_pairs, generator=generator)
+    p = feature_probability[:, None, None]
+    present = torch.stack([u < p, (u >= p) & (u < 2 * p)], dim=-1).flatten(-2)
+    return torch.rand(n_instances, batch, 2 * n_pairs, generator=generator) * present
+
+
+def test_correct_pair_generators_written_differently_pass():
+    lab = Lab(LAB)
+    assert lab.verdict("correlated_features", correlated_by_bernoulli).passed
+    assert lab.verdict("anticorrelated_features", anticorrelated_by_one_draw).passed
+
+
+def test_the_neuron_model_agrees_with_plain_loops():
+    fns = solution_functions(LAB)
+    generator = torch.Generator().manual_seed(0)
+    W, b, x = torch.randn(2, 3, 7, generator=generator), torch.randn(2, 7, generator=generator), torch.rand(2, 5, 7, generator=generator)
+    W[1, 2] = -W[1, 2].abs()  # a neuron that nothing switches on
+    expected = torch.zeros(2, 5, 7)
+    shares = torch.zeros(2, 3)
+    for k in range(2):
+        for example in range(5):
+            neurons = [max(0.0, float(sum(W[k, j, i] * x[k, example, i] for i in range(7)))) for j in range(3)]
+            for i in range(7):
+                expected[k, example, i] = max(0.0, sum(W[k, j, i].item() * neurons[j] for j in range(3)) + b[k, i].item())
+        for j in range(3):
+            positive = [max(0.0, W[k, j, i].item()) ** 2 for i in range(7)]
+            shares[k, j] = max(positive) / sum(positive) if sum(positive) > 0 else 0.0
+    torch.testing.assert_close(fns["neuron_forward"](W, b, x), expected, rtol=1e-5, atol=1e-5)
+    torch.testing.assert_close(fns["neuron_top_share"](W), shares, rtol=1e-5, atol=1e-6)

@@ -5,10 +5,11 @@ features squeezed into ``m < n`` hidden dimensions, ``h = W x``, ``xÌ‚ = ReLU(Wá
 models (instances) are trained at once, so every tensor has the **instance axis first**:
 ``W [inst, hidden, feat]``, ``b [inst, feat]``, ``x [inst, batch, feat]``.
 
-Two exercises are random by design and judged by their properties rather than by closeness:
-drawing a batch of sparse features (shape, range, sparsity per instance, uniform values) and
-training a sweep (the trained models' loss on a held-out batch, which the grader computes
-itself, against the reference's on the same batch). The others are deterministic and are
+Four exercises are random by design and judged by their properties rather than by closeness:
+drawing a batch of sparse features (shape, range, sparsity per instance, uniform values), drawing
+correlated and anticorrelated pairs of features (the same, and the pairs' rule), and training a
+sweep (the trained models' loss on a held-out batch, which the grader computes itself, against
+the reference's on the same batch). The others are deterministic and are
 compared with the reference on random tensors of sizes the student has not seen, and on
 geometries whose answers are known (a pentagon, antipodal pairs).
 """
@@ -238,6 +239,115 @@ def check_train(answer: torch.Tensor, reference: torch.Tensor, args: tuple) -> s
     return None
 
 
+# --- correlated and anticorrelated features -------------------------------------------------------
+
+
+def pair_cases(inputs: Inputs) -> list[tuple]:
+    """(n_instances, batch, n_pairs, feature_probability, generator): batch sizes drawn by the seed, never
+    the public ones; probabilities moved by the seed, at most 0.45 so that a pair (2p) fits under 1."""
+    return [
+        (3, inputs.choose([300, 320, 340, 360], "batch1"), 2, _probabilities(inputs, [0.05, 0.2, 0.4], "p1").clamp(max=0.45),
+         inputs.generator("a")),
+        (2, inputs.choose([200, 220, 240, 260], "batch2"), 4, _probabilities(inputs, [0.1, 0.3], "p2"),
+         inputs.generator("b")),
+    ]
+
+
+#: Pairs that break the rule (both present for an anticorrelated pair, one alone for a correlated
+#: one) tolerated per pair drawn: torch.rand returns exactly 0 with probability 2^-24, which looks absent.
+PAIR_SLACK = 1e-3
+
+
+def _check_pairs(answer: torch.Tensor, reference: torch.Tensor, args: tuple, correlated: bool) -> str | None:
+    """Paired features: shape, range, each feature present with probability p, the pairs' rule, uniform values."""
+    n_inst, batch, n_pairs, p, _ = args
+    if not answer.is_floating_point():
+        return f"expected a floating-point tensor, got dtype {answer.dtype}"
+    if tuple(answer.shape) != tuple(reference.shape):
+        return f"expected shape {tuple(reference.shape)} [instance, batch, 2 * n_pairs], got {tuple(answer.shape)}"
+    if not bool(torch.isfinite(answer).all()) or float(answer.min()) < 0 or float(answer.max()) > 1:
+        return "values must lie in [0, 1]: a present feature is uniform on [0, 1], an absent one is exactly 0"
+    present = answer != 0
+    first, second = present[..., 0::2], present[..., 1::2]  # the two features of every pair
+    blocks = present[..., :n_pairs], present[..., n_pairs:]  # features k and k + n_pairs
+    pairs = batch * n_pairs
+    if correlated:
+        broken = (first != second).flatten(1).float().mean(1)
+        if float(broken.max()) > PAIR_SLACK:
+            if float((blocks[0] != blocks[1]).float().mean()) <= PAIR_SLACK:
+                return PAIRS_AS_BLOCKS
+            return (f"in instance {int(broken.argmax())}, {float(broken.max()):.0%} of the pairs have one feature present "
+                    "without the other: features 2k and 2k + 1 must be present together (draw one presence per pair)")
+    else:
+        both = (first & second).flatten(1).float().mean(1)
+        if float(both.max()) > PAIR_SLACK:
+            if float((blocks[0] & blocks[1]).float().mean()) <= PAIR_SLACK and n_pairs > 1:
+                return PAIRS_AS_BLOCKS
+            return (f"in instance {int(both.argmax())}, both features of a pair are present in {float(both.max()):.1%} of "
+                    "the pairs: an anticorrelated pair has at most one feature present (pick one of the two)")
+    rate = present.flatten(1).float().mean(1).to(torch.float64)
+    p = p.to(torch.float64)
+    n = batch * 2 * n_pairs
+    # Presence is shared within a pair (or exclusive), so count the pairs' draws: half as many independent ones.
+    tolerance = SIGMAS * (p * (1 - p) / (n / 2)).sqrt() + MARGIN
+    wrong = (rate - p).abs() > tolerance
+    if bool(wrong.any()):
+        k = int(wrong.nonzero()[0])
+        hint = ("draw each pair present with probability p" if correlated else
+                "draw each pair present with probability 2p, then one of its two features with probability 1/2")
+        return (f"instance {k} has {float(rate[k]):.1%} of its features present; each feature must be present with "
+                f"probability p = {float(p[k]):.3g}: {hint}")
+    if correlated:
+        together = answer[..., 0::2][first & second], answer[..., 1::2][first & second]
+        if together[0].numel() and float((together[0] == together[1]).float().mean()) > 0.5:
+            return PAIR_SHARED_VALUES
+    values = answer[present].to(torch.float64)
+    if values.numel() >= 200:
+        tolerance = SIGMAS * (1 / 12 / values.numel()) ** 0.5 + MARGIN
+        if abs(float(values.mean()) - 0.5) > tolerance:
+            return f"{BATCH_NOT_UNIFORM}, drawn independently of which features are present"
+    return None
+
+
+PAIRS_AS_BLOCKS = ("the pairs are features 2k and 2k + 1, side by side; yours pair feature k with feature k + n_pairs: "
+                   "repeat each pair's presence twice in a row (repeat_interleave, or stack on a new last axis and "
+                   "flatten), not the whole block (repeat, cat)")
+PAIR_SHARED_VALUES = ("the two features of a pair are present together but take independent values: draw one value per "
+                      "feature, not one per pair")
+
+
+def check_correlated(answer: torch.Tensor, reference: torch.Tensor, args: tuple) -> str | None:
+    return _check_pairs(answer, reference, args, correlated=True)
+
+
+def check_anticorrelated(answer: torch.Tensor, reference: torch.Tensor, args: tuple) -> str | None:
+    return _check_pairs(answer, reference, args, correlated=False)
+
+
+# --- a privileged basis: neurons ------------------------------------------------------------------
+
+
+def neuron_forward_cases(inputs: Inputs) -> list[tuple]:
+    """(W, b, x): neurons fewer than features, and as many; sizes drawn by the seed, never the public ones."""
+    n1, n2 = inputs.choose([9, 10, 11, 12], "features1"), inputs.choose([5, 6, 7], "features2")
+    return [
+        (inputs.randn(3, 4, n1, tag="W1") * 0.7, inputs.randn(3, n1, tag="b1") * 0.3, _sparse(inputs, 3, 16, n1, 0.3, "x1")),
+        (inputs.randn(2, n2, n2, tag="W2") * 0.6, inputs.randn(2, n2, tag="b2") * 0.5, inputs.randn(2, 9, n2, tag="x2")),
+    ]
+
+
+def top_share_cases(inputs: Inputs) -> list[tuple]:
+    """(W,): random weights of sizes drawn by the seed (some neurons with no positive weight at all), and
+    weights like a trained neuron model's, mostly one positive weight per neuron."""
+    n_feat = inputs.choose([7, 8, 9, 10], "features")
+    W = inputs.randn(4, 5, n_feat, tag="W1")
+    W[:, 0] = -W[:, 0].abs()  # a dead neuron: nothing switches it on
+    trained_like = -0.3 * _rand(inputs, 2, 6, 12, tag="negative")
+    trained_like[:, torch.arange(6), torch.arange(6) * 2] = 1.0 + _rand(inputs, 2, 6, tag="top")
+    trained_like += 0.2 * _rand(inputs, 2, 6, 12, tag="leak") * (_rand(inputs, 2, 6, 12, tag="where") < 0.3)
+    return [(W,), (trained_like,)]
+
+
 LAB = LabSpec(
     name="03_superposition",
     notebook="superposition",
@@ -249,5 +359,9 @@ LAB = LabSpec(
                  uses=("generate_batch", "toy_forward", "importance_loss")),
         Exercise("dimensions_per_feature", dims_cases, rtol=1e-4, atol=1e-6),
         Exercise("feature_dimensionality", dims_cases, rtol=1e-4, atol=1e-5),
+        Exercise("correlated_features", pair_cases, properties=check_correlated),
+        Exercise("anticorrelated_features", pair_cases, properties=check_anticorrelated),
+        Exercise("neuron_forward", neuron_forward_cases, rtol=1e-4, atol=1e-5),
+        Exercise("neuron_top_share", top_share_cases, rtol=1e-4, atol=1e-6),
     ),
 )

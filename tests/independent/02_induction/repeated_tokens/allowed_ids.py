@@ -1,7 +1,7 @@
 def repeated_tokens(
-    bos_token_id: int, d_vocab: int, seq_len: int, batch: int, generator: torch.Generator
+    bos_token_id: int, special_ids: list[int], d_vocab: int, seq_len: int, batch: int, generator: torch.Generator
 ) -> Int[Tensor, "batch pos"]:
-    allowed = torch.tensor([t for t in range(d_vocab) if t != bos_token_id])
+    allowed = torch.tensor([t for t in range(d_vocab) if t not in special_ids])
     picks = torch.randint(len(allowed), size=(batch, seq_len), generator=generator)
     half = allowed[picks]
     out = torch.empty(batch, 1 + 2 * seq_len, dtype=torch.long)
