@@ -71,10 +71,21 @@ def write_inputs(lab: str, seed: int | str, folder: Path) -> Path:
     return folder / HIDDEN
 
 
+def through_last_check(nb: nbformat.NotebookNode) -> nbformat.NotebookNode:
+    """``nb`` up to its last graded cell: what comes after records nothing (a lab's ungraded exploring), so
+    the runs that make references, one per known mistake, need not spend their time on it."""
+    graded = [i for i, cell in enumerate(nb.cells) if cell.metadata.get("nbgrader", {}).get("grade")]
+    if not graded:
+        return nb
+    nb = nbformat.from_dict(json.loads(json.dumps(nb)))
+    nb.cells = nb.cells[: graded[-1] + 1]
+    return nb
+
+
 def record(nb: nbformat.NotebookNode, root: Path, inputs: Path, out: Path) -> Path:
     """Run a notebook with recording on, on the hidden cases in ``inputs``; returns the folder of answers."""
     out.mkdir(parents=True, exist_ok=True)
-    nbformat.write(nb, str(out / "notebook.ipynb"))
+    nbformat.write(through_last_check(nb), str(out / "notebook.ipynb"))
     run = run_notebook(out / "notebook.ipynb", out / "executed.ipynb", cwd=root,
                        env={RECORD_DIR_ENV: str(out / "answers"), INPUTS_DIR_ENV: str(inputs)})
     if run.problem:
