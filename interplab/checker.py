@@ -16,7 +16,9 @@ the grader built from its secret seed and handed over as data in ``INTERPLAB_INP
 (``interplab.casefile``): the seed itself never enters the kernel.
 ``INTERPLAB_RECORD_INPUTS`` says which inputs are wanted (``public``, ``hidden``, or both, the
 default): the grader needs only the hidden ones, ``interplab check`` only the public ones, and
-a lab that trains models in its exercises should not train them twice for nothing.
+a lab that trains models in its exercises should not train them twice for nothing. For the same
+reason ``INTERPLAB_RECORD_ONLY`` names the exercises to record when a run needs only some (a
+known mistake's run, by ``interplab references``).
 """
 
 from __future__ import annotations
@@ -35,6 +37,7 @@ from interplab.reference import HIDDEN, PACKAGE_REFERENCES, PUBLIC, References
 RECORD_DIR_ENV = "INTERPLAB_RECORD_DIR"
 INPUTS_DIR_ENV = "INTERPLAB_INPUTS_DIR"
 RECORD_INPUTS_ENV = "INTERPLAB_RECORD_INPUTS"
+RECORD_ONLY_ENV = "INTERPLAB_RECORD_ONLY"
 
 
 class CheckFailed(AssertionError):
@@ -71,10 +74,17 @@ class Lab:
         self.record_dir = Path(record_dir) if record_dir else None
         #: Which inputs' answers this run records, when it records (PUBLIC, HIDDEN).
         self.record_inputs = os.environ.get(RECORD_INPUTS_ENV, f"{PUBLIC},{HIDDEN}").split(",")
+        #: The exercises whose answers this run records (all when unset): a known mistake's run needs
+        #: only its own exercise's, and skips training what other exercises train.
+        only = os.environ.get(RECORD_ONLY_ENV)
+        self.record_only = set(only.split(",")) if only else None
 
     @property
     def recording(self) -> bool:
         return self.record_dir is not None
+
+    def _records(self, exercise: str, inputs: str) -> bool:
+        return inputs in self.record_inputs and (self.record_only is None or exercise in self.record_only)
 
     def verdict(self, exercise: str, fn: Callable) -> Verdict:
         """``fn`` judged on the public inputs against the shipped public references."""
@@ -87,7 +97,7 @@ class Lab:
     def check(self, exercise: str, fn: Callable) -> None:
         """Run ``fn`` on the public inputs: say whether it is right, and why not."""
         if self.recording:
-            if PUBLIC in self.record_inputs:
+            if self._records(exercise, PUBLIC):
                 ex = self.spec.exercise(exercise)
                 arguments = [ex.arguments(case) for case in ex.build_cases(PUBLIC_SEED)]
                 save_cases(self.record_dir / PUBLIC, exercise, run_cases(ex, fn, arguments))
@@ -99,7 +109,7 @@ class Lab:
 
     def record(self, exercise: str, fn: Callable) -> None:
         """Record ``fn``'s outputs on the grader's inputs (only while grading)."""
-        if not self.recording or HIDDEN not in self.record_inputs:
+        if not self.recording or not self._records(exercise, HIDDEN):
             return
         ex: Exercise = self.spec.exercise(exercise)
         inputs = os.environ.get(INPUTS_DIR_ENV)

@@ -25,7 +25,7 @@ def cmd_build(args) -> int:
     root = _root(args)
     if args.check:
         problems = drift(root, args.labs or None)
-        print("\n".join(problems) if problems else "labs/ is in sync with solutions/.")
+        print("\n".join(problems) if problems else "labs/ is in sync with solutions/, and every notebook with the Colab source.")
         return 1 if problems else 0
     for path in build(root, args.labs or None):
         print(f"wrote {path.relative_to(root)}")
@@ -100,14 +100,51 @@ def cmd_check(args) -> int:
     return 0 if all(v.passed for v in verdicts) else 1
 
 
+def cmd_start(args) -> int:
+    from interplab.working_copy import WORK, report, start
+
+    root = _root(args)
+    into = Path(args.into) if args.into else root / WORK
+    print(report(start(root, args.modules or None, fresh=args.fresh, into=into), into))
+    return 0
+
+
+def cmd_syllabus(args) -> int:
+    from interplab.syllabus import readme_table, with_table
+
+    root = _root(args)
+    table = readme_table(root)
+    if not args.write:
+        print(table)
+        return 0
+    readme = root / "README.md"
+    text = readme.read_text()
+    updated = with_table(text, table)
+    if updated != text:
+        readme.write_text(updated)
+        print(f"updated the module table in {readme}")
+    else:
+        print(f"the module table in {readme} is up to date")
+    return 0
+
+
+def cmd_site(args) -> int:
+    from interplab.site import build_site
+
+    root = _root(args)
+    out = build_site(root, Path(args.out) if args.out else None, workers=args.workers)
+    print(f"the course site is in {out}: open {out / 'index.html'} in a browser")
+    return 0
+
+
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="interplab", description="Build, check and grade the interplab course.")
     p.add_argument("--course", type=Path, default=None, help="the course folder (default: found from here)")
     sub = p.add_subparsers(dest="command", required=True)
 
-    b = sub.add_parser("build", help="regenerate labs/ from solutions/ (nbgrader generate_assignment)")
+    b = sub.add_parser("build", help="stamp the Colab source into every notebook; regenerate labs/ from solutions/")
     b.add_argument("labs", nargs="*", help="labs to build (default: all)")
-    b.add_argument("--check", action="store_true", help="only report whether labs/ is in sync")
+    b.add_argument("--check", action="store_true", help="only report whether the notebooks and labs/ are in sync")
     b.set_defaults(func=cmd_build)
 
     r = sub.add_parser("references", help="regenerate reference outputs by running the solutions")
@@ -133,6 +170,22 @@ def parser() -> argparse.ArgumentParser:
     c = sub.add_parser("check", help="run a notebook's visible checks and print a report")
     c.add_argument("notebook")
     c.set_defaults(func=cmd_check)
+
+    s = sub.add_parser("start", help="copy lessons and labs into work/, your own copies to run and save")
+    s.add_argument("modules", nargs="*", help="module numbers or lab names, e.g. 02 or 02_induction (default: all)")
+    s.add_argument("--fresh", action="store_true",
+                   help="replace existing copies with the course's current version (the old ones are kept as backups)")
+    s.add_argument("--into", help="the folder for your copies (default: work/ in the course)")
+    s.set_defaults(func=cmd_start)
+
+    y = sub.add_parser("syllabus", help="print the README's module table, made from the syllabus and what is built")
+    y.add_argument("--write", action="store_true", help="rewrite the table in README.md")
+    y.set_defaults(func=cmd_syllabus)
+
+    w = sub.add_parser("site", help="build the course site: every lesson executed, the syllabus and the guides")
+    w.add_argument("--out", help="where the HTML goes (default: build/site)")
+    w.add_argument("--workers", type=int, default=2, help="lessons executed at once")
+    w.set_defaults(func=cmd_site)
     return p
 
 

@@ -15,6 +15,7 @@ TIER_ENV = "INTERPLAB_TIER"
 
 #: The model each module explores, per tier.
 MODELS = {
+    "00_tour": {"cpu": "tiny-lm", "gpu": "gpt2-small"},
     "02_induction": {"cpu": "attn-only-2l", "gpu": "gpt2-small"},
     "04_sae": {"cpu": "tiny-lm", "gpu": "gpt2-small"},
 }

@@ -16,6 +16,7 @@ from course import MUTANTS, ROOT, completed_lab, read
 
 from interplab.exercises import LabSpec, get_lab
 from interplab.grading.grade import grade
+from interplab.grading.similarity import COLUMNS as SIMILARITY_COLUMNS
 
 SPEC = get_lab("02_induction")
 POINTS = points_of("02_induction")
@@ -108,9 +109,27 @@ def test_the_csv_has_one_row_per_student_with_points_per_exercise(graded):
     with out.open() as f:
         table = list(csv.DictReader(f))
     assert len(table) == len(rows)
-    assert list(table[0]) == ["student", *POINTS, "total", "status", "details"]
+    assert list(table[0]) == ["student", *POINTS, "total", "status", "details", *SIMILARITY_COLUMNS]
     alice = next(r for r in table if r["student"] == "alice")
     assert float(alice["total"]) == FULL
+
+
+def test_the_csv_flags_copies_of_the_solution_and_between_classmates(graded):
+    rows, out, _ = graded
+    with out.open() as f:
+        table = {r["student"]: r for r in csv.DictReader(f)}
+    # alice and carol both hand in the published solution, word for word
+    assert table["alice"]["similarity_flag"] == "solution; classmate carol"
+    assert float(table["alice"]["solution_similarity"]) == 1.0
+    assert table["alice"]["solution_matches"].split() == [ex.name for ex in SPEC.exercises]
+    assert table["carol"]["closest_classmate"] == "alice"
+    # the untouched lab has no code of its own to compare; a corrupt file is not compared
+    assert table["untouched"]["similarity_flag"] == "" and table["untouched"]["solution_similarity"] == ""
+    assert table["corrupt"]["similarity_flag"] == ""
+    with out.with_name("grades-similarity.csv").open() as f:
+        detail = list(csv.DictReader(f))
+    assert {(r["student"], r["exercise"]) for r in detail} >= {("alice", ex.name) for ex in SPEC.exercises}
+    assert any(r["student"] == "corrupt" and "not compared" in r[f"classmates_at_or_above_0.70"] for r in detail)
 
 
 def test_nbgrader_keeps_the_gradebook_and_writes_feedback(graded):

@@ -20,3 +20,9 @@ def test_ci_runs_the_readme_test_command():
     readme = (ROOT / "README.md").read_text()
     assert "`make lab`" in readme and "`make test`" in readme
     assert "make test" in (ROOT / ".ci" / "run").read_text()
+
+
+def test_ci_installs_the_browser_from_the_system_and_never_downloads_one():
+    ci = (ROOT / ".ci" / "run").read_text()
+    assert "apt-get install -y -qq chromium" in ci and "playwright install" not in ci
+    assert "playwright==" in (ROOT / "constraints.txt").read_text()

@@ -60,6 +60,10 @@ def configure(c: Config, root: Path, work: Path | None = None, release: Path | N
     c.CourseDirectory.source_directory = str((root / "solutions").resolve())
     c.CourseDirectory.release_directory = str(Path(release or work / "release").resolve())
     c.CourseDirectory.db_url = f"sqlite:///{work / 'gradebook.db'}"
+    # nbgrader's exchange (its student-side Assignments tab) defaults to /usr/local/share, which
+    # most machines lack or only root may write; the course hands labs out by git or Colab instead.
+    (work / "exchange").mkdir(exist_ok=True)
+    c.Exchange.root = str(work / "exchange")
     c.GenerateAssignment.create_assignment = True
     c.ClearSolutions.code_stub = {"python": "# YOUR CODE HERE\nraise NotImplementedError()"}
     c.OverwriteCells.add_missing_cells = True

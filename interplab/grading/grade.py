@@ -4,7 +4,9 @@ Submissions are ``SUBMISSIONS/<student>.ipynb`` or ``SUBMISSIONS/<student>/<note
 Each is copied into nbgrader's ``submitted/`` folder and autograded by nbgrader with the
 trusted runner (``interplab.grading.trusted``); the gradebook then holds the scores, and
 ``nbgrader generate_feedback`` / ``nbgrader export`` work as usual. A submission that cannot
-be read or graded gets a row that says why; the rest of the class is graded regardless.
+be read or graded gets a row that says why; the rest of the class is graded regardless. The CSV
+also says how alike each student's answers are to the published solution's and to each
+classmate's (``interplab.grading.similarity``), with the detail in ``<out>-similarity.csv``.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ import json
 import multiprocessing as mp
 import re
 import shutil
+import sys
 import time
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
@@ -27,6 +30,8 @@ from interplab.exercises import LabSpec, get_lab
 from interplab.grading.course import configure, workspace
 from interplab.grading.repair import repair
 from interplab.grading.sandbox import Limits
+from interplab.grading.similarity import COLUMNS as SIMILARITY_COLUMNS
+from interplab.grading.similarity import Similarity, compare_notebooks
 
 _STUDENT_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.@-]{0,63}$")
 
@@ -122,8 +127,25 @@ def grade(
             progress.update()
     progress.close()
     ordered = [rows[student] for student, _ in students]
-    write_csv(out, spec, ordered)
+    write_csv(out, spec, ordered, compare_answers(Path(root), settings.work, spec, students, Path(out)))
     return ordered
+
+
+def compare_answers(root: Path, work: Path, spec: LabSpec, students: list[tuple[str, Path | str]],
+                    out: Path) -> Similarity | None:
+    """Every answer against the published solution's and every classmate's (``similarity``); the
+    detail, one row per student and exercise, goes next to the grades (``grades-similarity.csv``).
+    A failure here costs the class its similarity columns, never its grades."""
+    readable = {student: path for student, path in students if isinstance(path, Path) and _STUDENT_ID.match(student)}
+    try:
+        report = compare_notebooks(readable, root / "solutions" / spec.name / f"{spec.notebook}.ipynb",
+                                   work / "release" / spec.name / f"{spec.notebook}.ipynb",
+                                   [ex.name for ex in spec.exercises])
+        report.write_csv(out.with_name(f"{out.stem}-similarity.csv"))
+        return report
+    except Exception as exc:  # noqa: BLE001 - the grades must be written whatever went wrong here
+        print(f"WARNING: answers were not compared for similarity ({exc.__class__.__name__}: {exc})", file=sys.stderr)
+        return None
 
 
 _WORKER: dict = {}
@@ -201,12 +223,14 @@ def _read_results(work: Path, spec: LabSpec, student: str, row: Row) -> None:
     row.details = " | ".join(wrong)
 
 
-def write_csv(out: Path, spec: LabSpec, rows: list[Row]) -> None:
+def write_csv(out: Path, spec: LabSpec, rows: list[Row], similar: Similarity | None = None) -> None:
     names = [ex.name for ex in spec.exercises]
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
     with out.open("w", newline="") as f:
         writer = csv.writer(f)
-        writer.writerow(["student", *names, "total", "status", "details"])
+        writer.writerow(["student", *names, "total", "status", "details", *SIMILARITY_COLUMNS])
         for row in rows:
-            writer.writerow([row.student, *(row.points[n] for n in names), row.total(), row.status, row.details])
+            similarity = similar.columns(row.student) if similar else [""] * len(SIMILARITY_COLUMNS)
+            writer.writerow([row.student, *(row.points[n] for n in names), row.total(), row.status, row.details,
+                             *similarity])

@@ -24,9 +24,10 @@ from tqdm.auto import tqdm
 
 from interplab import casefile
 from interplab.answers import load_cases
-from interplab.checker import INPUTS_DIR_ENV, RECORD_DIR_ENV
+from interplab.checker import INPUTS_DIR_ENV, RECORD_DIR_ENV, RECORD_ONLY_ENV
 from interplab.exercises import PUBLIC_SEED, get_lab
 from interplab.grading.execute import run_notebook
+from interplab.grading.sandbox import Limits
 from interplab.reference import HIDDEN, JUDGE, PACKAGE_REFERENCES, PUBLIC, write_meta
 
 
@@ -59,6 +60,11 @@ def load_mutants(root: Path, lab: str) -> list[Mutant]:
     return [Mutant(**m) for m in json.loads(path.read_text())] if path.exists() else []
 
 
+#: The instructor's own notebooks are trusted: limits only stop a run that hangs, and are loose
+#: enough for a machine under load (a lab that trains models can take minutes in one cell there).
+TRUSTED = Limits(cell_seconds=1800, notebook_seconds=7200)
+
+
 def write_inputs(lab: str, seed: int | str, folder: Path) -> Path:
     """Build every exercise's hidden cases from ``seed`` and save them in ``folder``: the arguments
     in ``hidden/`` (what a kernel is handed), the judge's items in ``judge/``. Returns ``folder/hidden``."""
@@ -82,12 +88,13 @@ def through_last_check(nb: nbformat.NotebookNode) -> nbformat.NotebookNode:
     return nb
 
 
-def record(nb: nbformat.NotebookNode, root: Path, inputs: Path, out: Path) -> Path:
-    """Run a notebook with recording on, on the hidden cases in ``inputs``; returns the folder of answers."""
+def record(nb: nbformat.NotebookNode, root: Path, inputs: Path, out: Path, only: str | None = None) -> Path:
+    """Run a notebook with recording on, on the hidden cases in ``inputs``; returns the folder of answers.
+    ``only``: the one exercise whose answers are wanted (the others' checks then do nothing)."""
     out.mkdir(parents=True, exist_ok=True)
     nbformat.write(through_last_check(nb), str(out / "notebook.ipynb"))
-    run = run_notebook(out / "notebook.ipynb", out / "executed.ipynb", cwd=root,
-                       env={RECORD_DIR_ENV: str(out / "answers"), INPUTS_DIR_ENV: str(inputs)})
+    env = {RECORD_DIR_ENV: str(out / "answers"), INPUTS_DIR_ENV: str(inputs)} | ({RECORD_ONLY_ENV: only} if only else {})
+    run = run_notebook(out / "notebook.ipynb", out / "executed.ipynb", cwd=root, env=env, limits=TRUSTED)
     if run.problem:
         raise RuntimeError(f"{out.name}: {run.problem}")
     return out / "answers"
@@ -99,8 +106,16 @@ def _require_complete(answers: Path, lab: str) -> None:
         for ex in get_lab(lab).exercises:
             cases = load_cases(answers / inputs, ex.name)
             if cases is None or any(c.value is None for c in cases):
-                errors = [c.error for c in cases or [] if c.error]
-                raise RuntimeError(f"the solution of {lab} failed {ex.name} on {inputs} inputs: {errors or 'nothing recorded'}")
+                errors = [c.error for c in cases or [] if c.error] or _cell_errors(answers.parent / "executed.ipynb")
+                raise RuntimeError(f"the solution of {lab} failed {ex.name} on {inputs} inputs: "
+                                   f"{errors or 'nothing recorded'}")
+
+
+def _cell_errors(executed: Path) -> list[str]:
+    """What went wrong in a run's cells (a timeout, an exception), to explain a missing answer."""
+    nb = nbformat.read(str(executed), as_version=4)
+    return [f"{o.get('ename')}: {o.get('evalue')}" for c in nb.cells if c.cell_type == "code"
+            for o in c.get("outputs", []) if o.get("output_type") == "error"]
 
 
 def make_references(
@@ -113,11 +128,11 @@ def make_references(
     with tempfile.TemporaryDirectory(prefix="interplab-refs-") as tmp:
         tmp = Path(tmp)
         inputs = write_inputs(lab, seed, tmp / "inputs")
-        jobs = [("solution", solution)] + [(m.name, m.apply(solution)) for m in mutants]
+        jobs = [("solution", solution, None)] + [(m.name, m.apply(solution), m.exercise) for m in mutants]
         with ThreadPoolExecutor(max_workers=workers) as pool:
-            runs = pool.map(lambda job: record(job[1], root, inputs, tmp / job[0]), jobs)
+            runs = pool.map(lambda job: record(job[1], root, inputs, tmp / job[0], only=job[2]), jobs)
             folders = list(tqdm(runs, total=len(jobs), desc=f"{lab}: solution and known mistakes", unit="run"))
-        recorded = dict(zip([name for name, _ in jobs], folders))
+        recorded = dict(zip([name for name, _, _ in jobs], folders))
         _require_complete(recorded["solution"], lab)
         meta = {"lab": lab, "public_seed": PUBLIC_SEED,
                 "mistakes": {m.name: {"exercise": m.exercise, "message": m.message} for m in mutants}}

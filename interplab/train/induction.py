@@ -22,11 +22,11 @@ from pathlib import Path
 import torch
 from jaxtyping import Float, Int
 from torch import Tensor
-from tqdm import tqdm
 from transformer_lens import TransformerBridge, TransformerBridgeConfig
 
 from interplab.data import repeated_random_batch, repeated_tokens
 from interplab.models import SHIPPED, save
+from interplab.train import progress_bar
 from interplab.vocab import D_VOCAB, make_tokenizer
 
 MODEL = dict(
@@ -107,7 +107,7 @@ def train(steps: int, seed: int = 0, progress: bool = True) -> tuple[Transformer
     )
     eval_tokens = repeated_tokens(EVAL_BATCH, EVAL_SPAN, torch.Generator().manual_seed(seed + 1))
     log, recent, start = [], [], time.perf_counter()
-    bar = tqdm(range(1, steps + 1), disable=not progress, desc="training")
+    bar = progress_bar(range(1, steps + 1), "training", show=progress)
     for step in bar:
         loss = model(next(batches), return_type="loss")
         loss.backward()

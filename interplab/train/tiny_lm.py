@@ -29,11 +29,11 @@ from pathlib import Path
 import torch
 from jaxtyping import Bool, Float, Int
 from torch import Tensor
-from tqdm import tqdm
 from transformer_lens import TransformerBridge, TransformerBridgeConfig
 
 from interplab.corpus import D_VOCAB, FEATURES, SEQ_LEN, Corpus, generate, make_tokenizer
 from interplab.models import SHIPPED, save
+from interplab.train import progress_bar
 
 MODEL = dict(
     n_layers=2, n_heads=4, d_model=128, d_head=32, d_mlp=512, n_ctx=SEQ_LEN, d_vocab=D_VOCAB,
@@ -79,7 +79,7 @@ def train(steps: int, seed: int = 0, progress: bool = True) -> tuple[Transformer
     docs = generate(steps * BATCH_SIZE, seed).tokens  # every document is seen once
     held_out = generate(EVAL_DOCS, seed + 1).tokens
     log, recent, start = [], [], time.perf_counter()
-    bar = tqdm(range(steps), disable=not progress, desc="training")
+    bar = progress_bar(range(steps), "training", show=progress)
     for step in bar:
         for group in optimizer.param_groups:
             group["lr"] = learning_rate(step, steps)
@@ -150,7 +150,7 @@ def probe_table(trained: TransformerBridge, untrained: TransformerBridge, seed: 
     train_docs, test_docs = generate(PROBE_TRAIN_DOCS, seed + 2), generate(PROBE_TEST_DOCS, seed + 3)
     positive_rate = test_docs.labels[:, 1:].float().mean((0, 1))
     table = {"baseline": torch.maximum(positive_rate, 1 - positive_rate)}
-    for layer in range(trained.cfg.n_layers):
+    for layer in progress_bar(range(trained.cfg.n_layers), "probing each layer"):
         hook = f"blocks.{layer}.hook_resid_post"
         table[hook] = probe_features(trained, train_docs, test_docs, hook)
         table[f"{hook} (random init)"] = probe_features(untrained, train_docs, test_docs, hook)

@@ -1,0 +1,3 @@
+def encode_relu(sae: SAE, x: Float[Tensor, "batch d_in"]) -> Float[Tensor, "batch d_sae"]:
+    hidden = (x - sae.b_dec) @ sae.W_enc + sae.b_enc
+    return torch.relu(hidden)

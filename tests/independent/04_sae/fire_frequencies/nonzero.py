@@ -1,0 +1,2 @@
+def fire_frequencies(z: Float[Tensor, "batch d_sae"]) -> Float[Tensor, "d_sae"]:
+    return (z != 0).float().mean(0)
