@@ -31,7 +31,7 @@ from interplab.grading.references import load_mutants
 ALL_ANSWERS = answers()
 
 #: What benchmarks/similarity.py reports at the module's constants (K=5, MIN_GRAMS=12, THRESHOLD=0.7):
-#: of 118 independent answers, 97 long enough to judge, these 4 (4.1 %) reach the threshold against
+#: of 133 independent answers, 109 long enough to judge, these 4 (3.7 %) reach the threshold against
 #: the solution. Each is an answer whose instructions dictate its code: a one-line formula whose
 #: only natural spelling is the solution's, and loops the instructions list step by step.
 FLAGGED_AGAINST_THE_SOLUTION = {
@@ -40,7 +40,7 @@ FLAGGED_AGAINST_THE_SOLUTION = {
     "03_superposition/train_toy_models/inline_forward",  # the same loop, with the forward pass inlined
     "04_sae/sae_loss/following_the_hint",  # the hint spells out both terms and the condition
 }
-JUDGED_AGAINST_THE_SOLUTION = 97
+JUDGED_AGAINST_THE_SOLUTION = 109
 
 
 @cache
