@@ -185,10 +185,12 @@ def mmcs_cases(inputs: Inputs) -> list[tuple]:
     for i, (d_sae, n_features, d) in enumerate([(12, 6, 4), (5, 5, 5), (3, 7, 6)]):
         features = toy_features(n_features, d, inputs.generator(f"features{i}"))
         cases.append((inputs.randn(d_sae, d, tag=f"W{i}") * 2, features))
-    # an SAE that found every feature (rows scaled, shuffled, and doubled) plus two junk latents
+    # an SAE that nearly found every feature (rows scaled, shuffled, slightly off, and two doubled) plus two junk
+    # latents; slightly off, so that its MMCS is just under 1 and differs from seed to seed
     features = toy_features(6, 5, inputs.generator("found"))
     order = torch.randperm(6, generator=inputs.generator("order"))
-    found = torch.cat([features[order] * 3, features[:2] * 0.5, inputs.randn(2, 5, tag="junk")])
+    near = features[order] + 0.1 * inputs.randn(6, 5, tag="off")
+    found = torch.cat([near * 3, features[:2] * 0.5, inputs.randn(2, 5, tag="junk")])
     return cases + [(found, features)]
 
 
