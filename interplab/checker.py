@@ -41,7 +41,15 @@ RECORD_ONLY_ENV = "INTERPLAB_RECORD_ONLY"
 
 
 class CheckFailed(AssertionError):
-    """A student's answer is wrong; the message says how."""
+    """A student's answer is wrong; the message says how.
+
+    It is still an error, so Run All stops at the first failed check and the student sees that the
+    lab is not done. But the traceback would only lead into this module, which the student has no
+    reason to read: IPython shows what ``_render_traceback_`` returns instead, the message alone.
+    """
+
+    def _render_traceback_(self) -> list[str]:
+        return [f"\x1b[1;31m❌ {self}\x1b[0m", "Fix your function above, run its cell, then run this check again."]
 
 
 def run_cases(ex: Exercise, fn: Callable, cases: list[tuple]) -> list[Case]:

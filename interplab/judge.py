@@ -3,8 +3,14 @@
 This runs in the grader's own process (and, for instant feedback, in the student's kernel on
 public inputs). It only reads numbers, so nothing a student defines can change its verdict.
 When an answer is wrong it says *why* if it can: a known mistake (whose outputs the
-references hold, made by running the mutants in ``autograder/mutants``), a wrong shape, NaN,
-a transposed result or a constant factor.
+references hold, made by running the mutants in ``autograder/mutants``; NaN or infinity where
+the mistake has them too still counts as a match), a wrong shape, a transposed result, a
+constant factor or offset, the right values in another order; and otherwise *where* the answer
+is wrong: which cases, which entries (a row, a column, the diagonal, one position), and how.
+
+``show_values`` says whether a message may quote the reference's numbers: yes for the public
+inputs (their references ship with the package), no for the grader's hidden ones, whose
+feedback must not hand a student the hidden answers for a second attempt.
 """
 
 from __future__ import annotations
@@ -46,30 +52,159 @@ def _diagnose_error(error: str) -> str:
     return f"your function raised {error}"
 
 
-def _diagnose_values(ex: Exercise, got: torch.Tensor, want: torch.Tensor) -> str:
-    """Say what is off about a wrong numeric answer, most specific reason first."""
+#: How many wrong entries a message names before it says "and N more".
+SHOWN = 3
+
+
+def _index(flat: int, shape: tuple[int, ...]) -> str:
+    """A flat position as the student would index it: ``[1, 2]``."""
+    idx = []
+    for size in reversed(shape):
+        idx.append(flat % size)
+        flat //= size
+    return "[" + ", ".join(str(i) for i in reversed(idx)) + "]"
+
+
+def _fmt(x: float) -> str:
+    return f"{x:.4g}"
+
+
+def _listed(items: list[int]) -> str:
+    more = f" and {len(items) - SHOWN} more" if len(items) > SHOWN else ""
+    return ", ".join(str(i) for i in items[:SHOWN]) + more
+
+
+def _where(mask: torch.Tensor) -> str:
+    """Where the True entries of ``mask`` lie, as a pattern if they form one (a row, the diagonal...)."""
+    shape, n_bad = tuple(mask.shape), int(mask.sum())
+    if mask.ndim == 0:
+        return ""
+    if n_bad == mask.numel():
+        return "every entry"
+    if mask.ndim == 1:
+        positions = mask.nonzero().flatten().tolist()
+        return f"entr{'y' if n_bad == 1 else 'ies'} {_listed(positions)} of {mask.numel()}"
+    head = f"{n_bad} of {mask.numel()} entries"
+    if n_bad == 1:
+        return head
+    if shape[-1] == shape[-2] > 1:
+        rows, cols = torch.meshgrid(torch.arange(shape[-2]), torch.arange(shape[-1]), indexing="ij")
+        last_two = " of the last two axes" if mask.ndim > 2 else ""
+        for name, region in (("on the diagonal", rows == cols), ("above the diagonal", cols > rows),
+                             ("below the diagonal", cols < rows)):
+            if bool((mask <= region.expand(shape)).all()):
+                return f"{head}, all {name}{last_two}"
+    for axis in range(mask.ndim):
+        hit = mask.movedim(axis, 0).flatten(1).any(1).nonzero().flatten().tolist()  # indices of this axis hit
+        if shape[axis] > 1 and len(hit) <= max(1, shape[axis] // 4):
+            one, many = {(2, 0): ("row", "rows"), (2, 1): ("column", "columns")}.get(
+                (mask.ndim, axis), (f"index {{}} of axis {axis}", f"indices {{}} of axis {axis}"))
+            name = many if len(hit) > 1 else one
+            return f"{head}, all in " + (name.format(_listed(hit)) if "{}" in name else f"{name} {_listed(hit)}")
+    return head
+
+
+def _examples(got: torch.Tensor, want: torch.Tensor, mask: torch.Tensor, show_values: bool) -> str:
+    """The first few wrong entries: where, what the answer has, and (if allowed) what it should."""
+    shown = []
+    for flat in mask.flatten().nonzero().flatten()[:SHOWN].tolist():
+        g, w = float(got.flatten()[flat]), float(want.flatten()[flat])
+        where = _index(flat, tuple(got.shape))
+        shown.append(f"{where} is {_fmt(g)}" + (f" (expected {_fmt(w)})" if show_values else ""))
+    return "e.g. " + ", ".join(shown)
+
+
+def _nonfinite(got: torch.Tensor) -> torch.Tensor:
+    if got.is_floating_point():
+        return ~torch.isfinite(got)
+    return torch.zeros(got.shape, dtype=torch.bool)
+
+
+def _diagnose_shape(ex: Exercise, got: torch.Tensor, want: torch.Tensor) -> str:
+    """What a wrong shape suggests: transposed, a size-1 axis lost or added, an axis reduced or kept."""
+    message = f"expected shape {tuple(want.shape)}, got {tuple(got.shape)}"
+    if got.ndim == 2 and tuple(got.T.shape) == tuple(want.shape) and close(got.T, want, ex.rtol, ex.atol):
+        return message + ": the right numbers, transposed (check the order of your axes)"
+    if got.numel() == want.numel() and close(got.reshape(want.shape), want, ex.rtol, ex.atol):
+        if [s for s in got.shape if s != 1] == [s for s in want.shape if s != 1]:
+            return message + ": the right numbers, with a size-1 axis too many or too few (keepdim, squeeze, [:, None])"
+        return message + ": the right numbers in another shape (check your reshape or view)"
+    if got.ndim == want.ndim:
+        axes = [i for i in range(got.ndim) if got.shape[i] != want.shape[i]]
+        if len(axes) == 1:
+            i = axes[0]
+            return message + (f": axis {i} has {got.shape[i]} entries instead of {want.shape[i]} (a sum, mean or "
+                              "slice over the wrong axis, or a position kept or dropped?)")
+    elif got.ndim == want.ndim - 1 and any(tuple(want.shape[:i] + want.shape[i + 1:]) == tuple(got.shape)
+                                             for i in range(want.ndim)):
+        return message + ": one axis too few (did you reduce over an axis that should stay?)"
+    elif got.ndim == want.ndim + 1 and any(tuple(got.shape[:i] + got.shape[i + 1:]) == tuple(want.shape)
+                                             for i in range(got.ndim)):
+        return message + ": one axis too many (is a sum or mean over one axis missing?)"
+    return message
+
+
+def _diagnose_values(ex: Exercise, got: torch.Tensor, want: torch.Tensor, show_values: bool = True) -> str:
+    """Say what is off about a wrong numeric answer, most specific reason first, and where it is off."""
     if tuple(got.shape) != tuple(want.shape):
-        message = f"expected shape {tuple(want.shape)}, got {tuple(got.shape)}"
-        if got.ndim == 2 and tuple(got.T.shape) == tuple(want.shape) and close(got.T, want, ex.rtol, ex.atol):
-            message += ": the right numbers, transposed (check the order of your axes)"
-        return message
-    if not is_finite(got):
-        return "your answer contains NaN or infinity"
-    ratio = got.to(torch.float64) / want.to(torch.float64)
-    ratio = ratio[want.abs() > 1e-6]
+        return _diagnose_shape(ex, got, want)
+    bad_numbers = _nonfinite(got)
+    if bad_numbers.any():
+        kinds = " or ".join(k for k, present in (("NaN", bool(torch.isnan(got).any())),
+                                                 ("infinity", bool(torch.isinf(got).any()))) if present)
+        where = _where(bad_numbers)
+        return (f"your answer contains {kinds}" + (f" at {where}" if where else "")
+                + " (a log or division of 0, a softmax over a row masked entirely?)")
+    g, w = got.to(torch.float64), want.to(torch.float64)
+    if got.ndim == 0:
+        expected = f", expected {_fmt(float(w))}" if show_values else ""
+        direction = "too large" if float(g) > float(w) else "too small"
+        return f"your value {_fmt(float(g))} is {direction}{expected}"
+    ratio = (g / w)[w.abs() > 1e-6]
     factor = float(ratio.mean()) if ratio.numel() > 1 and torch.isfinite(ratio).all() else 1.0
     if abs(factor - 1) > 1e-3 and float(ratio.std()) < 1e-3 * abs(factor):
-        return (
-            f"off by a constant factor of {factor:.4g} everywhere: check a mean "
-            "against a sum, or a normalisation"
-        )
-    return f"values differ from the reference (largest gap {relative_error(got, want):.2%} of its scale)"
+        return (f"off by a constant factor of {factor:.4g} everywhere: check a mean "
+                "against a sum, or a normalisation")
+    diff = g - w
+    tol = ex.atol + ex.rtol * w.abs()
+    if float(diff.abs().mean()) > 0 and float((diff - diff.mean()).abs().max()) <= float(tol.min()):
+        return f"off by a constant {float(diff.mean()):+.4g} everywhere: a bias or a mean added or left out?"
+    if g.ndim >= 1 and g.shape[-1] > 1 and bool(((diff - diff.mean(-1, keepdim=True)).abs() <= tol).all()):
+        return ("each slice along the last axis is off by its own constant: a missing normalisation along the "
+                "last axis (log_softmax rather than logits, or a per-row mean left in)?")
+    if g.ndim >= 2 and g.shape[-1] == g.shape[-2] and close(g.transpose(-1, -2), w, ex.rtol, ex.atol):
+        return "the right numbers, transposed (check the order of your axes)"
+    if g.numel() > 1 and close(g.flatten().sort().values, w.flatten().sort().values, ex.rtol, ex.atol):
+        return ("the right values in another order: check which axis you index, sort, gather or scatter along, "
+                "and the order of your results")
+    wrong = ~torch.isclose(g, w, rtol=ex.rtol, atol=ex.atol)
+    sign = diff[wrong]
+    tendency = " (all too large)" if bool((sign > 0).all()) else " (all too small)" if bool((sign < 0).all()) else ""
+    return (f"wrong at {_where(wrong)}{tendency}; {_examples(got, want, wrong, show_values)}; "
+            f"largest gap {relative_error(got, want):.2%} of the reference's scale")
 
 
-def _matches(ex: Exercise, got: Case, want: Case) -> bool:
-    if got.value is None or want.value is None:
+def _same_nonfinite(a: torch.Tensor, b: torch.Tensor) -> bool:
+    """NaN where the other has NaN, and the same infinities, entry for entry."""
+    if not (a.is_floating_point() or b.is_floating_point()):
+        return True
+    a64, b64 = a.to(torch.float64), b.to(torch.float64)
+    return bool(torch.equal(torch.isnan(a64), torch.isnan(b64))) and bool(
+        torch.equal(a64.masked_fill(~torch.isinf(a64), 0), b64.masked_fill(~torch.isinf(b64), 0)))
+
+
+def matches_mistake(ex: Exercise, got: Case, mistake: Case) -> bool:
+    """``got`` is what the mistake outputs: NaN and infinities in the same places, the rest within tolerance.
+
+    (A mistake often makes NaN, e.g. a mask over the diagonal that leaves a row all −∞ before a softmax;
+    matching it must not need the NaN to compare equal, which ``close`` never lets them.)
+    """
+    if got.value is None or mistake.value is None or tuple(got.value.shape) != tuple(mistake.value.shape):
         return False
-    return close(got.value, want.value, ex.rtol, ex.atol)
+    if not _same_nonfinite(got.value, mistake.value):
+        return False
+    finite = ~_nonfinite(got.value)
+    return close(got.value[finite], mistake.value[finite], ex.rtol, ex.atol)
 
 
 def _identical(a: Case, b: Case) -> bool:
@@ -116,10 +251,12 @@ def judge(
     reference: list[Case],
     mistakes: list[Mistake] = (),
     case_inputs: Callable[[], list[tuple]] | None = None,
+    show_values: bool = True,
 ) -> Verdict:
     """Score one exercise: the fraction of its cases that match the reference.
 
     ``case_inputs`` rebuilds the inputs (only exercises judged by properties need them).
+    ``show_values``: whether messages may quote the reference's numbers (not for hidden inputs).
     """
     if answer is None:
         return Verdict(ex.name, 0.0, "no answer was recorded: the check cell did not run to its end "
@@ -127,23 +264,30 @@ def judge(
     if len(answer) != len(reference):
         return Verdict(ex.name, 0.0, f"recorded {len(answer)} cases where the grader ran {len(reference)}")
     args = case_inputs() if ex.properties is not None else None
-    reasons: list[str] = []
-    passed = 0
+    reasons: dict[str, list[int]] = {}  # each distinct reason, and the cases it was given for
     for i, (got, want) in enumerate(zip(answer, reference)):
-        reason = _case_reason(ex, i, got, want, mistakes, args)
-        if reason is None:
-            passed += 1
-        elif reason not in reasons:
-            reasons.append(reason)
+        reason = _case_reason(ex, i, got, want, mistakes, args, show_values)
+        if reason is not None:
+            reasons.setdefault(reason, []).append(i)
     n = len(reference)
-    if passed == n:
+    wrong = sorted(i for cases in reasons.values() for i in cases)
+    if not wrong:
         return Verdict(ex.name, 1.0, f"correct on all {n} cases")
-    head = f"{passed} of {n} cases correct" if passed else f"wrong on all {n} cases"
-    return Verdict(ex.name, passed / n, f"{head}: " + "; ".join(reasons))
+    if len(wrong) == n:
+        head = f"wrong on all {n} cases" if n > 1 else "wrong"
+    else:
+        head = f"{n - len(wrong)} of {n} cases correct, wrong on {_cases(wrong)}"
+    parts = [reason if len(reasons) == 1 else f"{_cases(cases)}: {reason}" for reason, cases in reasons.items()]
+    return Verdict(ex.name, (n - len(wrong)) / n, f"{head}: " + "; ".join(parts))
+
+
+def _cases(indices: list[int]) -> str:
+    return f"case{'s' if len(indices) > 1 else ''} " + ", ".join(str(i) for i in indices)
 
 
 def _case_reason(
-    ex: Exercise, i: int, got: Case, want: Case, mistakes: list[Mistake], args: list[tuple] | None
+    ex: Exercise, i: int, got: Case, want: Case, mistakes: list[Mistake], args: list[tuple] | None,
+    show_values: bool = True,
 ) -> str | None:
     """None when case ``i`` is right, else what is wrong with it."""
     if want.value is None:
@@ -155,6 +299,6 @@ def _case_reason(
     if close(got.value, want.value, ex.rtol, ex.atol):
         return None
     for mistake in mistakes:
-        if i < len(mistake.cases) and _matches(ex, got, mistake.cases[i]):
+        if i < len(mistake.cases) and matches_mistake(ex, got, mistake.cases[i]):
             return mistake.message
-    return _diagnose_values(ex, got.value, want.value)
+    return _diagnose_values(ex, got.value, want.value, show_values)

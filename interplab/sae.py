@@ -6,10 +6,13 @@ module holds only what the lab *gives* them:
 - ``SAE``, a plain container for the four weights, named as in SAELens (``W_enc``, ``b_enc``,
   ``W_dec``, ``b_dec``), with the usual initialisation: unit-norm decoder rows and the encoder
   set to the decoder's transpose (Conerly et al. 2024; Gao et al. 2024). ``k`` set makes it a
-  TopK SAE; ``k=None`` an L1 ReLU SAE.
-- ``toy_features`` / ``toy_activations``: data whose true features are known (Sharkey et al.
-  2022): each activation is a sparse, non-negative mix of fixed unit directions, more
-  directions than dimensions, so recovering them is exactly the superposition problem.
+  TopK SAE; ``k=None`` an L1 ReLU SAE;
+  ``batch_topk=True`` with ``k`` a BatchTopK SAE.
+- ``toy_features`` / ``toy_activations``: data whose true features are known, a simplified
+  version of Sharkey et al. 2022's: each activation is a sparse, non-negative mix of fixed unit
+  directions, more directions than dimensions, so recovering them is the superposition problem.
+  (Theirs also has correlated features, feature frequencies that decay, and noise; here every
+  feature is independent, equally frequent, and there is no noise.)
 - ``lm_activations``: the shipped tiny LM's activations on the synthetic corpus, where every
   token's ground-truth features are known too.
 
@@ -39,6 +42,9 @@ class SAE:
     b_dec: Float[Tensor, " d_in"]
     #: Latents kept per example by a TopK SAE; ``None`` for an L1 ReLU SAE.
     k: int | None = None
+    #: A BatchTopK SAE (Bussmann et al. 2024): keep the ``k × batch`` largest latents of a whole batch,
+    #: so ``k`` per example on average, more for busy examples and fewer for quiet ones.
+    batch_topk: bool = False
 
     @classmethod
     def init(
@@ -48,6 +54,7 @@ class SAE:
         k: int | None = None,
         generator: torch.Generator | None = None,
         device: str | torch.device | None = None,
+        batch_topk: bool = False,
     ) -> "SAE":
         """Fresh trainable weights: random unit-norm decoder rows, encoder = their transpose, zero biases.
 
@@ -58,10 +65,12 @@ class SAE:
             raise ValueError(f"d_in and d_sae must be positive; got d_in={d_in}, d_sae={d_sae}")
         if k is not None and not 1 <= k <= d_sae:
             raise ValueError(f"a TopK SAE keeps 1 to d_sae={d_sae} latents per example; got k={k}")
+        if batch_topk and k is None:
+            raise ValueError("a BatchTopK SAE needs k, the number of latents it keeps per example on average")
         W_dec = torch.randn(d_sae, d_in, generator=generator)
         W_dec /= W_dec.norm(dim=1, keepdim=True)
         weights = (W_dec.T.clone(), torch.zeros(d_sae), W_dec, torch.zeros(d_in))
-        return cls(*(w.to(device).requires_grad_() for w in weights), k=k)
+        return cls(*(w.to(device).requires_grad_() for w in weights), k=k, batch_topk=batch_topk)
 
     @property
     def d_in(self) -> int:
@@ -80,14 +89,16 @@ class SAE:
         return torch.cat([w.detach().to("cpu", torch.float32).flatten() for w in self.parameters()])
 
     @classmethod
-    def from_flat(cls, flat: Float[Tensor, " n"], d_in: int, d_sae: int, k: int | None = None) -> "SAE":
+    def from_flat(
+        cls, flat: Float[Tensor, " n"], d_in: int, d_sae: int, k: int | None = None, batch_topk: bool = False
+    ) -> "SAE":
         """The SAE that ``flat()`` recorded; a recording of the wrong size is refused."""
         sizes = [d_in * d_sae, d_sae, d_sae * d_in, d_in]
         if flat.ndim != 1 or flat.numel() != sum(sizes):
             raise ValueError(f"expected {sum(sizes)} numbers for an SAE of d_in={d_in}, d_sae={d_sae}; "
                              f"got a tensor of shape {tuple(flat.shape)}")
         W_enc, b_enc, W_dec, b_dec = flat.to(torch.float32).split(sizes)
-        return cls(W_enc.view(d_in, d_sae), b_enc, W_dec.view(d_sae, d_in), b_dec, k=k)
+        return cls(W_enc.view(d_in, d_sae), b_enc, W_dec.view(d_sae, d_in), b_dec, k=k, batch_topk=batch_topk)
 
 
 def toy_features(n_features: int, d: int, generator: torch.Generator) -> Float[Tensor, "n_features d"]:
@@ -102,8 +113,10 @@ def toy_activations(
     """``n`` activations, each a sparse mix of the true features.
 
     Each feature is present independently with ``feature_probability``, with a coefficient
-    uniform on [0, 1] (as in Elhage et al. 2022 and Sharkey et al. 2022); the activation is the
-    coefficient-weighted sum of the present features' directions.
+    uniform on [0, 1] (as in Elhage et al. 2022); the activation is the coefficient-weighted sum of
+    the present features' directions. Sharkey et al. 2022 built their data this way too, but with
+    correlated features, frequencies that decay from feature to feature, and noise: this is the
+    simplest version of it.
     """
     shape = (n, features.shape[0])
     coefficients = torch.rand(shape, generator=generator) * (torch.rand(shape, generator=generator) < feature_probability)

@@ -9,12 +9,14 @@ A lab whose notebook trains models takes half a minute a submission, so such a l
 some of its mistakes through the whole pipeline (nbgrader, sandbox, kernel) and judge the rest
 *in process*: the mutated functions run here on the grader's hidden inputs, and their answers are
 recorded and judged by the grader's own code. The mistakes graded both ways must get the same verdicts.
+Judged in process, a mistake reruns only the exercises whose code it changes (its own, and those that call
+it, found from the functions' code, not from what the spec declares); the rest reuse the solution's answers.
 """
 
 from __future__ import annotations
 
-import copy
 import shutil
+import types
 from pathlib import Path
 
 import nbformat
@@ -50,8 +52,47 @@ def grade_class(lab: str, tmp: Path, mutants: list[Mutant] | None = None) -> dic
     return {row.student: row for row in rows}
 
 
-def judged_in_process(lab: str, mutant: Mutant, tmp: Path, **names) -> Row:
-    """The grader's row for a submission with ``mutant``, without running its notebook.
+def _names_used(code: types.CodeType) -> list[str]:
+    """The global names a function's code (nested functions included) refers to."""
+    return [*code.co_names, *(n for c in code.co_consts if isinstance(c, types.CodeType) for n in _names_used(c))]
+
+
+def code_of(functions: dict, name: str) -> tuple:
+    """The code of ``functions[name]`` and of every function of ``functions`` it calls, directly or not:
+    all that its answers depend on. Two namespaces that agree on it give the same answers."""
+    seen: dict[str, types.CodeType] = {}
+    todo = [name]
+    while todo:
+        current = todo.pop()
+        fn = functions.get(current)
+        if current in seen or not isinstance(fn, types.FunctionType):
+            continue
+        seen[current] = fn.__code__
+        todo += _names_used(fn.__code__)
+    return tuple(sorted(seen.items()))
+
+
+#: Hidden answers of the solution's functions, by (lab, exercise): (code_of, answers).
+_SOLUTION_ANSWERS: dict[tuple[str, str], tuple[tuple, list]] = {}
+
+
+def _answers(lab: str, ex, functions: dict, refs: References) -> list:
+    """``ex``'s function run on the hidden cases; reused from the solution's run when its code is the solution's.
+
+    A mistake changes one exercise's code, and every exercise whose code calls it; the answers of the rest are the
+    solution's, and a lab that trains models need not train them again for every mistake.
+    """
+    code = code_of(functions, ex.name)
+    cached = _SOLUTION_ANSWERS.get((lab, ex.name))
+    if cached is not None and cached[0] == code:
+        return cached[1]
+    # loaded afresh, as a kernel is handed them: the judge's cached cases must not be changed in place
+    # (a generator drawn from, a model or probe trained in place) by the functions run here
+    return run_cases(ex, functions[ex.name], casefile.load(refs.arguments_dir, ex.name))
+
+
+def judged_in_process(lab: str, mutant: Mutant | None, tmp: Path, **names) -> Row:
+    """The grader's row for a submission with ``mutant`` (None: the solution), without running its notebook.
 
     The mutated functions (``names``: imports their cells expect) run on the default references' hidden
     cases; their answers are saved as the kernel saves them and judged by the
@@ -61,12 +102,13 @@ def judged_in_process(lab: str, mutant: Mutant, tmp: Path, **names) -> Row:
     refs = References.open(default_references(ROOT), lab, HIDDEN)
     functions = solution_functions(lab, mutant, **names)
     for ex in spec.exercises:
-        # loaded afresh, as a kernel is handed them: the judge's cached cases must not be changed in place
-        # (a generator drawn from, a probe trained in place) by the functions run here
-        arguments = casefile.load(refs.arguments_dir, ex.name)
-        save_cases(tmp / HIDDEN, ex.name, run_cases(ex, functions[ex.name], arguments))
+        answers = _answers(lab, ex, functions, refs)
+        if mutant is None:
+            _SOLUTION_ANSWERS[(lab, ex.name)] = (code_of(functions, ex.name), answers)
+        save_cases(tmp / HIDDEN, ex.name, answers)
     verdicts = verdicts_for(spec, refs, tmp, None)
-    return Row(f"mutant-{mutant.name}", {v.exercise: round(points[v.exercise] * v.score, 4) for v in verdicts},
+    return Row(f"mutant-{mutant.name}" if mutant else "solution",
+               {v.exercise: round(points[v.exercise] * v.score, 4) for v in verdicts},
                details=" | ".join(f"{v.exercise}: {v.message}" for v in verdicts if v.score < 1))
 
 
@@ -107,6 +149,7 @@ class GradedClass:
     def graded(cls, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Row]:
         """Every student's row: from the pipeline where graded end to end, else judged in process."""
         rows = grade_class(cls.LAB, tmp_path_factory.mktemp("class"), cls._end_to_end())
+        rows["solution"] = judged_in_process(cls.LAB, None, tmp_path_factory.mktemp("solution"), **cls.NAMES)
         for mutant in load_mutants(ROOT, cls.LAB):
             rows.setdefault(f"mutant-{mutant.name}",
                             judged_in_process(cls.LAB, mutant, tmp_path_factory.mktemp(mutant.name), **cls.NAMES))
@@ -117,6 +160,10 @@ class GradedClass:
         in_process = judged_in_process(self.LAB, mutant, tmp_path, **self.NAMES)
         pipeline = graded[f"mutant-{mutant.name}"]
         assert (in_process.points, in_process.details) == (pipeline.points, pipeline.details)
+
+    def test_the_solution_judged_in_process_gets_full_marks(self, graded):
+        """The in-process path (whose answers the mistakes reuse where their code is the solution's) is sound."""
+        assert graded["solution"].points == points_of(self.LAB), graded["solution"].details
 
     def test_every_exercise_has_known_mistakes(self):
         names = {ex.name for ex in get_lab(self.LAB).exercises}

@@ -14,7 +14,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 from classes import GradedClass
-from course import solution_functions
+from course import read, solution_functions, solution_of
 
 from interplab import corpus
 from interplab.checker import Lab
@@ -190,3 +190,124 @@ def test_sae_init_has_unit_decoder_rows_and_a_tied_encoder_and_round_trips_throu
         SAE.from_flat(torch.zeros(10), 7, 12)
     with pytest.raises(ValueError, match="k=13"):
         SAE.init(7, 12, k=13)
+
+
+# --- the exercises of parts 1, 4 and 5 agree with computations done another way ---------------------
+
+
+def test_batchtopk_keeps_what_a_threshold_at_the_kb_th_largest_latent_keeps():
+    """BatchTopK, one batch: every ReLU latent at or above the (k × batch)-th largest of the batch survives."""
+    generator = torch.Generator().manual_seed(0)
+    sae = SAE.init(6, 20, k=3, generator=generator, batch_topk=True)
+    x = torch.randn(50, 6, generator=generator) * torch.linspace(0.1, 3.0, 50)[:, None]  # quiet and busy examples
+    with torch.no_grad():
+        z = SOLUTION["encode_batchtopk"](sae, x)
+        pre = torch.relu((x - sae.b_dec) @ sae.W_enc + sae.b_enc)
+    threshold = pre.flatten().sort(descending=True).values[3 * 50 - 1]
+    assert torch.equal(z, pre * (pre >= threshold))
+    per_example = (z > 0).sum(1)
+    assert per_example.sum() == 150 and per_example.min() < 3 < per_example.max()  # k on average, unevenly
+    assert torch.equal(SOLUTION["encode_batchtopk"](sae, x.view(5, 10, 6)).detach(), z.view(5, 10, 20))  # any leading axes
+    assert torch.equal(spec_module._encode(sae, x), z)  # the grader's own encoder agrees
+
+
+def test_a_latents_logit_effect_is_what_its_direction_adds_to_the_logits_after_the_last_layernorm():
+    """In compatibility mode the final LayerNorm's weights are folded into W_U, so adding a direction to its
+    normalised output moves every logit by exactly direction @ W_U: checked through the model's own forward."""
+    model = spec_module._tiny_lm()
+    sae = SAE.init(model.cfg.d_model, 32, generator=torch.Generator().manual_seed(0))
+    tokens = corpus.generate(2, seed=5).tokens
+    direction = sae.W_dec[7].detach()
+    with torch.no_grad():
+        clean = model(tokens)
+        pushed = model.run_with_hooks(tokens, fwd_hooks=[("ln_final.hook_normalized", lambda a, hook: a + direction)])
+        effect = SOLUTION["logit_effect"](model, sae, 7)
+    assert torch.allclose(pushed - clean, effect.expand_as(clean), atol=1e-4)
+
+
+def test_ablating_a_latent_agrees_with_cross_entropy_on_patched_logits_and_changes_nothing_before_it_fires():
+    model = spec_module._tiny_lm()
+    docs = corpus.generate(40, seed=7).tokens
+    acts = lm_activations(model, docs[:32])[:, 1:].flatten(0, 1)
+    sae = spec_module._data_sae(spec_module.Inputs(0, "t"), acts, 128, 8, "topk")
+    tokens, latent = docs[32:], 5
+    change = SOLUTION["ablate_latent"](model, sae, tokens, LM_HOOK, latent)
+
+    def per_token_loss(hooks) -> torch.Tensor:
+        with torch.no_grad():
+            logits = model.run_with_hooks(tokens, return_type="logits", fwd_hooks=hooks)
+        return F.cross_entropy(logits[:, :-1].transpose(1, 2).double(), tokens[:, 1:], reduction="none")
+
+    def remove(activation, hook):
+        patched = activation.clone()
+        z = spec_module._encode(sae, activation[:, 1:].flatten(0, 1))[:, latent].view(len(tokens), -1, 1)
+        patched[:, 1:] -= z * sae.W_dec[latent]
+        return patched
+
+    expected = per_token_loss([(LM_HOOK, remove)]) - per_token_loss([])
+    assert torch.allclose(change.double(), expected, atol=1e-4)
+    fires = spec_module._encode(sae, lm_activations(model, tokens)[:, 1:].flatten(0, 1))[:, latent].view(len(tokens), -1) > 0
+    first = fires.float().argmax(1) + 1  # the first position (BOS counted) where the latent fires, per document
+    before = torch.arange(change.shape[1])[None] < first[:, None]
+    assert fires.any() and change[before].abs().max() < 1e-5  # nothing upstream of a firing can change
+
+
+def test_steering_the_mlp_output_is_steering_the_residual_stream_after_the_block():
+    """blocks.0's output is added to the residual stream, so adding a direction to it or to blocks.1.hook_resid_pre
+    gives the same predictions."""
+    model = spec_module._tiny_lm()
+    tokens = corpus.generate(3, seed=9).tokens
+    direction = F.normalize(torch.randn(model.cfg.d_model, generator=torch.Generator().manual_seed(4)), dim=0)
+    at_mlp = SOLUTION["steer"](model, tokens, LM_HOOK, direction, 6.0)
+    at_residual = SOLUTION["steer"](model, tokens, "blocks.1.hook_resid_pre", direction, 6.0)
+    assert torch.allclose(at_mlp, at_residual, atol=1e-4)
+    assert torch.allclose(at_mlp.exp().sum(-1), torch.ones(at_mlp.shape[:-1]), atol=1e-5)  # log-probabilities
+    assert torch.allclose(SOLUTION["steer"](model, tokens, LM_HOOK, direction, 0.0), model(tokens).log_softmax(-1), atol=1e-5)
+
+
+def test_resampling_points_each_dead_latent_at_a_distinct_worst_example_and_leaves_the_rest():
+    generator = torch.Generator().manual_seed(0)
+    sae = SAE.init(6, 16, k=3, generator=generator)
+    x = torch.randn(40, 6, generator=generator) + 0.5
+    dead = torch.zeros(16, dtype=torch.bool)
+    dead[[2, 9, 11]] = True
+    before = [w.detach().clone() for w in sae.parameters()]
+    with torch.no_grad():
+        z = spec_module._encode(sae, x)
+    error = (x - (z @ sae.W_dec + sae.b_dec)).detach().double()
+    worst = error.pow(2).sum(1).argsort(descending=True)[:3]
+    after = SOLUTION["resample_dead"](sae, x, dead)
+    W_enc, b_enc, W_dec, b_dec = (w.detach().double() for w in after.parameters())
+    assert torch.allclose(W_dec[dead], F.normalize(error[worst], dim=1), atol=1e-6)
+    assert torch.allclose(W_enc[:, dead], W_dec[dead].T) and torch.all(b_enc[dead] == 0)
+    assert torch.equal(W_dec[~dead], before[2][~dead].double()) and torch.equal(W_enc[:, ~dead], before[0][:, ~dead].double())
+    assert torch.equal(b_dec, before[3].double())
+
+
+# --- feedback on mistakes no mutant names, and what the reference runs skip ---------------------------
+
+
+def test_mistakes_without_a_mutant_still_get_a_pointed_hint():
+    """The judge's own diagnoses, on this lab's public cases: a count for a fraction is a constant factor, and
+    logits for log-probabilities are off by one constant per row (the log-normaliser)."""
+    count = lambda z: (z > 0).float().sum(dim=0)  # noqa: E731
+    assert "off by a constant factor of 30" in check_publicly("fire_frequencies", count)
+
+    def steer_logits(model, tokens, hook_name, direction, coeff):
+        hook = lambda a, hook: torch.cat([a[:, :1], a[:, 1:] + coeff * direction], dim=1)  # noqa: E731
+        with torch.no_grad():
+            return model.run_with_hooks(tokens, fwd_hooks=[(hook_name, hook)])
+
+    assert "each slice along the last axis is off by its own constant" in check_publicly("steer", steer_logits)
+
+
+def test_the_reference_runs_stop_at_the_last_check():
+    """Part 6 (exploring, ungraded) records nothing, so the runs that make references leave it out."""
+    from interplab.grading.references import through_last_check
+
+    solution = read(solution_of(LAB))
+    cut = through_last_check(solution)
+    graded = [c for c in solution.cells if c.metadata.get("nbgrader", {}).get("grade")]
+    assert cut.cells[-1].metadata["nbgrader"]["grade_id"] == graded[-1].metadata["nbgrader"]["grade_id"]
+    assert len(graded) == len(SPEC.exercises) and len(cut.cells) < len(solution.cells)
+    assert not any("Part 6" in c.source for c in cut.cells)

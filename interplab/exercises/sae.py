@@ -1,7 +1,8 @@
 """Lab 04, sparse autoencoders: the inputs each exercise is graded on, and how training is judged.
 
-Most exercises are deterministic (encode, decode, the loss, the metrics) and are compared with
-the reference on SAEs with random weights and sizes the student has not seen. Training is random
+Most exercises are deterministic (encode, decode, the loss, the metrics, a latent's logit effect,
+ablating and steering, resampling dead latents) and are compared with the reference on SAEs with random
+weights, documents and latents the student has not seen. Training is random
 by design, so ``train_sae`` is judged by what the trained SAE *does*, measured here by the
 grader itself on held-out data the student's function never sees:
 
@@ -21,6 +22,7 @@ import functools
 from dataclasses import dataclass
 
 import torch
+import torch.nn.functional as F
 from jaxtyping import Float, Int
 from torch import Tensor
 
@@ -31,7 +33,9 @@ from interplab.sae import LM_HOOK, SAE, lm_activations, toy_activations, toy_fea
 # --- inputs -----------------------------------------------------------------------------------
 
 
-def _random_sae(inputs: Inputs, d_in: int, d_sae: int, tag: str, k: int | None = None, bias: float = 0.0) -> SAE:
+def _random_sae(
+    inputs: Inputs, d_in: int, d_sae: int, tag: str, k: int | None = None, bias: float = 0.0, batch_topk: bool = False
+) -> SAE:
     """Weights of no particular shape (decoder rows not unit-norm, non-zero biases): plain tensors.
 
     ``bias`` shifts the encoder bias, so that many pre-activations are negative (or positive).
@@ -42,6 +46,7 @@ def _random_sae(inputs: Inputs, d_in: int, d_sae: int, tag: str, k: int | None =
         W_dec=inputs.randn(d_sae, d_in, tag=f"{tag}/W_dec") * 0.7,
         b_dec=inputs.randn(d_in, tag=f"{tag}/b_dec") * 0.5,
         k=k,
+        batch_topk=batch_topk,
     )
 
 
@@ -74,6 +79,17 @@ def topk_cases(inputs: Inputs) -> list[tuple]:
         (_random_sae(inputs, 7, 16, "b", k=1), inputs.randn(5, 7, tag="xb")),
         (_random_sae(inputs, 6, 9, "c", k=5, bias=-1.5), inputs.randn(9, 6, tag="xc")),
         (_random_sae(inputs, 3, 8, "d", k=8), inputs.randn(4, 3, tag="xd")),
+    ]
+
+
+def batchtopk_cases(inputs: Inputs) -> list[tuple]:
+    """(sae, x) with ``sae.batch_topk``: examples of very different sizes (so some keep many latents and
+    some none), and once fewer positive pre-activations in the whole batch than k × batch."""
+    scale = torch.linspace(0.2, 3.0, 8)[:, None]
+    return [
+        (_random_sae(inputs, 5, 12, "a", k=2, batch_topk=True), inputs.randn(8, 5, tag="xa") * scale),
+        (_random_sae(inputs, 6, 9, "b", k=4, bias=-1.5, batch_topk=True), inputs.randn(7, 6, tag="xb")),
+        (_random_sae(inputs, 4, 16, "c", k=1, batch_topk=True), inputs.randn(10, 4, tag="xc") * scale.repeat(2, 1)[:10]),
     ]
 
 
@@ -169,10 +185,12 @@ def mmcs_cases(inputs: Inputs) -> list[tuple]:
     for i, (d_sae, n_features, d) in enumerate([(12, 6, 4), (5, 5, 5), (3, 7, 6)]):
         features = toy_features(n_features, d, inputs.generator(f"features{i}"))
         cases.append((inputs.randn(d_sae, d, tag=f"W{i}") * 2, features))
-    # an SAE that found every feature (rows scaled, shuffled, and doubled) plus two junk latents
+    # an SAE that nearly found every feature (rows scaled, shuffled, slightly off, and two doubled) plus two junk
+    # latents; slightly off, so that its MMCS is just under 1 and differs from seed to seed
     features = toy_features(6, 5, inputs.generator("found"))
     order = torch.randperm(6, generator=inputs.generator("order"))
-    found = torch.cat([features[order] * 3, features[:2] * 0.5, inputs.randn(2, 5, tag="junk")])
+    near = features[order] + 0.1 * inputs.randn(6, 5, tag="off")
+    found = torch.cat([near * 3, features[:2] * 0.5, inputs.randn(2, 5, tag="junk")])
     return cases + [(found, features)]
 
 
@@ -201,6 +219,67 @@ def recovered_cases(inputs: Inputs) -> list[tuple]:
     ]
 
 
+def logit_cases(inputs: Inputs) -> list[tuple]:
+    """(model, sae, latent): random decoders read through the tiny LM's unembedding and a perturbed twin's;
+    the latent is drawn by the seed."""
+    model = _tiny_lm()
+    twin = models.perturbed(model, inputs.generator("twin"))
+    d = model.cfg.d_model
+    return [(model, _random_sae(inputs, d, 32, "a"), inputs.choose(range(32), "la")),
+            (twin, _random_sae(inputs, d, 48, "b"), inputs.choose(range(48), "lb"))]
+
+
+def _firing_latent(inputs: Inputs, sae: SAE, acts: Float[Tensor, "n d"], tag: str,
+                   also: Float[Tensor, "d"] | None = None) -> int:
+    """A latent that fires on between 1% and 50% of ``acts`` (and on ``also``, if given), drawn by the seed."""
+    frequency = (_encode(sae, acts) > 0).float().mean(0)
+    candidates = (frequency >= 0.01) & (frequency <= 0.5)
+    if also is not None:
+        candidates &= _encode(sae, also[None])[0] > 0
+    candidates = candidates.nonzero().flatten()
+    return int(candidates[inputs.randint(len(candidates), (1,), tag=tag)])
+
+
+def ablate_cases(inputs: Inputs) -> list[tuple]:
+    """(model, sae, tokens, hook_name, latent): SAEs made of the tiny LM's own activations (one TopK, one
+    ReLU) on documents drawn by the seed, and a latent that fires on some of their tokens; the ReLU SAE's
+    fires on BOS too, so that ablating it there (which the exercise forbids) shows."""
+    model = _tiny_lm()
+    docs = corpus.generate(40, seed=_seed(inputs, "corpus")).tokens
+    full = lm_activations(model, docs[:32])
+    acts, bos = full[:, 1:].flatten(0, 1), full[0, 0]
+    topk, relu = _data_sae(inputs, acts, 128, 8, "topk"), _data_sae(inputs, acts, 96, None, "relu")
+    return [(model, topk, docs[32:36], LM_HOOK, _firing_latent(inputs, topk, acts, "la")),
+            (model, relu, docs[36:40], LM_HOOK, _firing_latent(inputs, relu, acts, "lb", also=bos))]
+
+
+def steer_cases(inputs: Inputs) -> list[tuple]:
+    """(model, tokens, hook_name, direction, coeff): unit directions drawn by the seed, at two hooks, with
+    coefficients of either sign."""
+    model = _tiny_lm()
+    docs = corpus.generate(6, seed=_seed(inputs, "corpus")).tokens
+    direction = {tag: F.normalize(inputs.randn(model.cfg.d_model, tag=tag), dim=0) for tag in ("da", "db")}
+    return [(model, docs[:3], LM_HOOK, direction["da"], inputs.choose([2.0, 4.0, 8.0], "ca")),
+            (model, docs[3:], "blocks.1.hook_resid_pre", direction["db"], inputs.choose([-6.0, -3.0, 5.0], "cb"))]
+
+
+def _unit_rows(sae: SAE) -> SAE:
+    """The same SAE with unit-norm decoder rows, as training leaves them."""
+    return SAE(sae.W_enc, sae.b_enc, sae.W_dec / sae.W_dec.norm(dim=1, keepdim=True), sae.b_dec, k=sae.k)
+
+
+def resample_cases(inputs: Inputs) -> list[tuple]:
+    """(sae, x, dead): a TopK and a ReLU SAE with unit decoder rows, and some latents (drawn by the seed) dead."""
+    cases = []
+    for tag, (d_in, d_sae, k, n) in {"a": (6, 16, 3, 40), "b": (5, 10, None, 30)}.items():
+        sae = _unit_rows(_random_sae(inputs, d_in, d_sae, tag, k=k, bias=0.2))
+        n_dead = inputs.choose([2, 3, 4, 5], f"{tag}/n_dead")
+        dead = torch.zeros(d_sae, dtype=torch.bool)
+        dead[torch.randperm(d_sae, generator=inputs.generator(f"{tag}/dead"))[:n_dead]] = True
+        cases.append((sae, inputs.randn(n, d_in, tag=f"{tag}/x") + 0.5, dead))
+    return cases
+
+
 def top_cases(inputs: Inputs) -> list[tuple]:
     """(z, latent, k): continuous activations (no ties among the top k). Each k is drawn by the seed
     from its own range and never the public one, so no hidden answer has a public answer's shape."""
@@ -227,6 +306,9 @@ def _encode(sae: SAE, x: Float[Tensor, "n d_in"]) -> Float[Tensor, "n d_sae"]:
     pre = torch.relu((x - sae.b_dec) @ sae.W_enc + sae.b_enc)
     if sae.k is None:
         return pre
+    if sae.batch_topk:  # the k × n largest of the whole batch
+        top = pre.flatten().topk(sae.k * pre.shape[0])
+        return torch.zeros_like(pre).flatten().scatter(0, top.indices, top.values).view_as(pre)
     top = pre.topk(sae.k, dim=-1)
     return torch.zeros_like(pre).scatter(-1, top.indices, top.values)
 
@@ -322,10 +404,10 @@ def check_train(answer: torch.Tensor, reference: torch.Tensor, args: tuple) -> s
 
 
 def sae_weights(result: object) -> Tensor:
-    """The recorded answer of ``train_sae``: the trained SAE's weights (refusing anything else)."""
+    """The recorded answer of an exercise that returns an SAE: its weights (refusing anything else)."""
     if not isinstance(result, SAE):
         hint = " (did you forget to `return sae`?)" if result is None else ""
-        raise TypeError(f"train_sae returned a {type(result).__name__}{hint}; return the trained SAE")
+        raise TypeError(f"your function returned a {type(result).__name__}{hint}; return the SAE")
     return result.flat()
 
 
@@ -335,6 +417,7 @@ LAB = LabSpec(
     exercises=(
         Exercise("encode_relu", encode_cases, rtol=1e-4, atol=1e-5),
         Exercise("encode_topk", topk_cases, rtol=1e-4, atol=1e-5, uses=("encode_relu",)),
+        Exercise("encode_batchtopk", batchtopk_cases, rtol=1e-4, atol=1e-5, uses=("encode_relu",)),
         Exercise("decode", decode_cases, rtol=1e-4, atol=1e-5),
         Exercise("sae_loss", loss_cases, rtol=1e-4, atol=1e-5, uses=("encode_relu", "encode_topk", "decode")),
         Exercise("remove_parallel_grad", grad_cases, rtol=1e-4, atol=1e-5),
@@ -346,5 +429,10 @@ LAB = LabSpec(
         Exercise("loss_recovered", recovered_cases, rtol=1e-3, atol=1e-4, uses=("encode_relu", "encode_topk", "decode")),
         Exercise("top_activating", top_cases, rtol=0, atol=0),
         Exercise("feature_precision", precision_cases, rtol=1e-5, atol=1e-6),
+        Exercise("logit_effect", logit_cases, rtol=1e-4, atol=1e-5),
+        Exercise("ablate_latent", ablate_cases, rtol=1e-3, atol=1e-4, uses=("encode_relu", "encode_topk")),
+        Exercise("steer", steer_cases, rtol=1e-4, atol=1e-4),
+        Exercise("resample_dead", resample_cases, rtol=1e-4, atol=1e-5, output=sae_weights,
+                 uses=("encode_relu", "encode_topk", "decode")),
     ),
 )

@@ -77,11 +77,22 @@ def write_inputs(lab: str, seed: int | str, folder: Path) -> Path:
     return folder / HIDDEN
 
 
+def through_last_check(nb: nbformat.NotebookNode) -> nbformat.NotebookNode:
+    """``nb`` up to its last graded cell: what comes after records nothing (a lab's ungraded exploring), so
+    the runs that make references, one per known mistake, need not spend their time on it."""
+    graded = [i for i, cell in enumerate(nb.cells) if cell.metadata.get("nbgrader", {}).get("grade")]
+    if not graded:
+        return nb
+    nb = nbformat.from_dict(json.loads(json.dumps(nb)))
+    nb.cells = nb.cells[: graded[-1] + 1]
+    return nb
+
+
 def record(nb: nbformat.NotebookNode, root: Path, inputs: Path, out: Path, only: str | None = None) -> Path:
     """Run a notebook with recording on, on the hidden cases in ``inputs``; returns the folder of answers.
     ``only``: the one exercise whose answers are wanted (the others' checks then do nothing)."""
     out.mkdir(parents=True, exist_ok=True)
-    nbformat.write(nb, str(out / "notebook.ipynb"))
+    nbformat.write(through_last_check(nb), str(out / "notebook.ipynb"))
     env = {RECORD_DIR_ENV: str(out / "answers"), INPUTS_DIR_ENV: str(inputs)} | ({RECORD_ONLY_ENV: only} if only else {})
     run = run_notebook(out / "notebook.ipynb", out / "executed.ipynb", cwd=root, env=env, limits=TRUSTED)
     if run.problem:

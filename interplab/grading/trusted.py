@@ -68,7 +68,7 @@ def verdicts_for(spec: LabSpec, refs: References, record_dir: Path, problem: str
             continue
         try:
             verdict = judge(ex, answer, refs.expected(ex.name), refs.mistakes(ex.name),
-                            lambda ex=ex: refs.cases(ex.name))
+                            lambda ex=ex: refs.cases(ex.name), show_values=refs.inputs != HIDDEN)
         except MissingReferences:
             raise  # the instructor's problem, not the student's: stop loudly
         except Exception as exc:  # an answer the comparison cannot handle loses its exercise, not the class
