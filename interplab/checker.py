@@ -90,9 +90,10 @@ class Lab:
         """``fn`` judged on the public inputs against the shipped public references."""
         ex = self.spec.exercise(exercise)
         refs = References.open(PACKAGE_REFERENCES, self.spec.name, PUBLIC)
-        cases = ex.build_cases(PUBLIC_SEED)
-        answers = run_cases(ex, fn, [ex.arguments(case) for case in cases])
-        return judge(ex, answers, refs.expected(exercise), refs.mistakes(exercise), lambda: cases)
+        answers = run_cases(ex, fn, [ex.arguments(case) for case in ex.build_cases(PUBLIC_SEED)])
+        # The judge gets the cases afresh (built again only if it needs them): the function may have
+        # changed its arguments in place (an SAE or probe trained, a generator drawn from).
+        return judge(ex, answers, refs.expected(exercise), refs.mistakes(exercise), lambda: ex.build_cases(PUBLIC_SEED))
 
     def check(self, exercise: str, fn: Callable) -> None:
         """Run ``fn`` on the public inputs: say whether it is right, and why not."""
