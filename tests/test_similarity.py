@@ -31,7 +31,7 @@ from interplab.grading.references import load_mutants
 ALL_ANSWERS = answers()
 
 #: What benchmarks/similarity.py reports at the module's constants (K=5, MIN_GRAMS=12, THRESHOLD=0.7):
-#: of 144 independent answers, 122 long enough to judge, these 4 (3.3 %) reach the threshold against
+#: of 159 independent answers, 134 long enough to judge, these 4 (3.0 %) reach the threshold against
 #: the solution. Each is an answer whose instructions dictate its code: a one-line formula whose
 #: only natural spelling is the solution's, and loops the instructions list step by step.
 FLAGGED_AGAINST_THE_SOLUTION = {
@@ -40,7 +40,7 @@ FLAGGED_AGAINST_THE_SOLUTION = {
     "03_superposition/train_toy_models/inline_forward",  # the same loop, with the forward pass inlined
     "04_sae/sae_loss/following_the_hint",  # the hint spells out both terms and the condition
 }
-JUDGED_AGAINST_THE_SOLUTION = 122
+JUDGED_AGAINST_THE_SOLUTION = 134
 
 
 @cache
@@ -101,20 +101,23 @@ def f(a, b):
     assert S.normalise("x = q.softmax(-1)") != S.normalise("x = q.log_softmax(-1)")
 
 
-@pytest.mark.parametrize("lab", labs())
-def test_copies_with_a_known_mistake_and_renamed_variables_are_flagged(lab):
-    caught, judged = 0, 0
-    for mutant in load_mutants(ROOT, lab):
-        solution = _solution(lab)[mutant.exercise]
-        if mutant.find not in solution:
-            continue
-        score = _score(lab, mutant.exercise, solution, rename(solution.replace(mutant.find, mutant.replace), seed=3))
-        if score is not None:
-            judged += 1
-            caught += score >= S.THRESHOLD
-    # 73 of the 76 judged in labs 02-04 (three short answers whose edit changes a third of their
-    # tokens score 0.67 to 0.69)
-    assert judged and caught >= 0.9 * judged, f"{caught} of {judged}"
+def test_copies_with_a_known_mistake_and_renamed_variables_are_flagged():
+    """Over every lab: a copy of the solution with one known mistake added and every name changed."""
+    caught, judged, missed = 0, 0, []
+    for spec in all_labs():
+        for mutant in load_mutants(ROOT, spec.name):
+            solution = _solution(spec.name)[mutant.exercise]
+            if mutant.find not in solution:
+                continue
+            score = _score(spec.name, mutant.exercise, solution,
+                           rename(solution.replace(mutant.find, mutant.replace), seed=3))
+            if score is not None:
+                judged += 1
+                caught += score >= S.THRESHOLD
+                missed += [] if score >= S.THRESHOLD else [f"{spec.name}/{mutant.name}: {score:.2f}"]
+    # 139 of the 146 judged in labs 01-06. The seven missed (0.58 to 0.69) are mistakes that replace
+    # a large part of a short answer, so what remains is less the solution's code.
+    assert judged and caught >= 0.9 * judged, f"{caught} of {judged}; missed: {missed}"
 
 
 # --- honest work is not -------------------------------------------------------------------------------
