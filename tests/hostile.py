@@ -682,21 +682,24 @@ for child in range(3):
         os._exit(0)
     os.close(write_end)
     pipes.append(read_end)
-held = [0, 0, 0]
+held, alive, peak = [0, 0, 0], [True, True, True], 0
 deadline = time.time() + 60
 while time.time() < deadline:
     for i, fd in enumerate(pipes):
         os.set_blocking(fd, False)
         try:
-            held[i] += 64 * len(os.read(fd, 100))
+            got = os.read(fd, 100) if alive[i] else b"+"
+            alive[i] = alive[i] and got != b""  # end of file: that child is gone, and its memory with it
+            held[i] += 64 * len(got) if alive[i] else 0
         except BlockingIOError:
             pass
+    peak = max(peak, sum(h for h, a in zip(held, alive) if a))  # what the living children hold at once
     try:
         if os.waitpid(-1, os.WNOHANG)[0] == 0:
             time.sleep(0.05)
     except ChildProcessError:
         break
-print(f"children held {held} MB: {sum(held)} MB together")
+print(f"children held {held} MB: {peak} MB together at most")
 """)
 
 
@@ -753,8 +756,9 @@ import torch
 hidden = {HIDDEN_DIR}
 os.makedirs(hidden, exist_ok=True)
 error = {formula!r} + "\\x00\\r\\n\\"\\x1b[31m,;" * 4_000_000  # 50 MB of control characters and quotes
-save_file({{"case1": torch.zeros(1)}}, os.path.join(hidden, "repeated_tokens.safetensors"),
-          metadata={{"n_cases": "2", "case0.error": error}})
+n = {len(SPEC.exercise("repeated_tokens").build_cases(0))}  # as many cases as the grader ran
+save_file({{f"case{{i}}": torch.zeros(1) for i in range(1, n)}}, os.path.join(hidden, "repeated_tokens.safetensors"),
+          metadata={{"n_cases": str(n), "case0.error": error}})
 print("forged", len(error), "characters")
 """)
 

@@ -20,20 +20,13 @@ from functools import partial
 import pytest
 import torch
 import transformer_lens.patching as tl_patching
-from classes import GradedClass, points_of
-from course import ROOT, solution_functions
+from classes import GradedClass
+from course import solution_functions
 from transformers import GPT2Config, GPT2LMHeadModel
 
 from interplab import ioi
-from interplab.answers import save_cases
-from interplab.checker import run_cases
 from interplab.exercises import get_lab
-from interplab.grading.course import default_references
-from interplab.grading.grade import Row
-from interplab.grading.references import Mutant, load_mutants
-from interplab.grading.trusted import verdicts_for
 from interplab.models import load
-from interplab.reference import HIDDEN, References
 
 LAB = "06_patching"
 SPEC = get_lab(LAB)
@@ -50,45 +43,6 @@ class TestGrading(GradedClass):
     #: in process (each kernel run costs about a minute on a loaded 2-core machine).
     END_TO_END = ("pattern_head_axis",)
     NAMES = NAMES
-
-    @pytest.fixture(scope="class")
-    @classmethod
-    def graded(cls, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Row]:
-        """As ``GradedClass.graded``, but a mistake judged in process reruns only the exercises it can change."""
-        from classes import grade_class
-
-        rows = grade_class(cls.LAB, tmp_path_factory.mktemp("class"), cls._end_to_end())
-        solved = SolvedCases()
-        for mutant in load_mutants(ROOT, cls.LAB):
-            rows.setdefault(f"mutant-{mutant.name}", solved.judge(mutant, tmp_path_factory.mktemp(mutant.name)))
-        return rows
-
-
-class SolvedCases:
-    """The grader's hidden cases and the solution's answers on them, made once for the whole class.
-
-    A known mistake edits one exercise; its answers on every other exercise that does not call that one
-    are the solution's, so only the mistaken exercise and its callers are run again. The verdicts are then
-    reached by the grader's own ``verdicts_for``, exactly as ``classes.judged_in_process`` reaches them.
-    """
-
-    def __init__(self):
-        self.refs = References.open(default_references(ROOT), LAB, HIDDEN)
-        self.cases = {ex.name: [ex.arguments(case) for case in self.refs.cases(ex.name)] for ex in SPEC.exercises}
-        with torch.no_grad():  # as in the lab, whose functions turn gradients on where they need them
-            self.answers = {ex.name: run_cases(ex, SOLUTION[ex.name], self.cases[ex.name]) for ex in SPEC.exercises}
-
-    def judge(self, mutant: Mutant, tmp) -> Row:
-        functions = solution_functions(LAB, mutant, **NAMES)
-        changed = {mutant.exercise} | {ex.name for ex in SPEC.exercises if mutant.exercise in ex.uses}
-        for ex in SPEC.exercises:
-            with torch.no_grad():
-                answers = run_cases(ex, functions[ex.name], self.cases[ex.name]) if ex.name in changed else self.answers[ex.name]
-            save_cases(tmp / HIDDEN, ex.name, answers)
-        points = points_of(LAB)
-        verdicts = verdicts_for(SPEC, self.refs, tmp, None)
-        return Row(f"mutant-{mutant.name}", {v.exercise: round(points[v.exercise] * v.score, 4) for v in verdicts},
-                   details=" | ".join(f"{v.exercise}: {v.message}" for v in verdicts if v.score < 1))
 
 
 # --- the second implementation: one prompt at a time ----------------------------------------------------

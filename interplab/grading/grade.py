@@ -261,10 +261,14 @@ def _zero_row(settings: Settings, student: str, status: str) -> Row:
 
 
 def _quiet() -> None:
-    """nbgrader's SQLAlchemy use warns three times per student; it is not the instructor's concern."""
+    """nbgrader's SQLAlchemy use warns three times per student, and nbformat when it renumbers a
+    submission's duplicate or missing cell ids (which ``repair`` handles): neither is the
+    instructor's concern."""
+    from nbformat.warnings import DuplicateCellId, MissingIDFieldWarning
     from sqlalchemy.exc import SAWarning
 
-    warnings.filterwarnings("ignore", category=SAWarning)
+    for category in (SAWarning, DuplicateCellId, MissingIDFieldWarning):
+        warnings.filterwarnings("ignore", category=category)
 
 
 _WORKER: dict = {}

@@ -30,9 +30,10 @@ def _is_answer(cell) -> bool:
 
 
 def repair(submission: nbformat.NotebookNode, release: nbformat.NotebookNode) -> tuple[nbformat.NotebookNode, list[str]]:
-    """A copy of ``submission`` holding every cell of ``release``, and notes on what was fixed."""
+    """A copy of ``submission`` holding every cell of ``release``, and notes on what was fixed
+    (one per kind of fix, naming its cells: a lab of twenty exercises fits the CSV's status)."""
     nb = copy.deepcopy(submission)
-    notes: list[str] = []
+    notes: list[tuple[str, str]] = []  # (what was done, "{}" for the cell; the cell)
     seen: set[str] = set()
     # Grading metadata is the release's, never the student's: a cell the lab does not have
     # (a forged "grade" cell worth 100 points, a grade_id nbgrader's database lacks) would
@@ -45,16 +46,16 @@ def repair(submission: nbformat.NotebookNode, release: nbformat.NotebookNode) ->
         grade_id = _grade_id(cell)
         if grade_id not in expected:
             del cell.metadata["nbgrader"]
-            notes.append(f"ignored grading metadata on a cell that is not part of the lab ({grade_id or 'no id'})")
+            notes.append(("ignored grading metadata on a cell that is not part of the lab ({})", grade_id or "no id"))
         elif grade_id in seen:
             del cell.metadata["nbgrader"]
-            notes.append(f"ignored a duplicate of cell {grade_id}")
+            notes.append(("ignored a duplicate of cell {}", grade_id))
         else:
             seen.add(grade_id)
             changed = [key for key in _GRADING_KEYS if cell.metadata["nbgrader"].get(key) != expected[grade_id].get(key)]
             cell.metadata["nbgrader"] = copy.deepcopy(expected[grade_id])
             if changed:  # a checksum from another build of the release is not worth a note
-                notes.append(f"restored the grading metadata ({', '.join(changed)}) of cell {grade_id}")
+                notes.append((f"restored the grading metadata ({', '.join(changed)}) of cell {{}}", grade_id))
 
     position = -1
     for original in release.cells:
@@ -66,7 +67,7 @@ def repair(submission: nbformat.NotebookNode, release: nbformat.NotebookNode) ->
             position += 1
             nb.cells.insert(position, copy.deepcopy(original))
             what = "answer cell (left unanswered)" if _is_answer(original) else "cell"
-            notes.append(f"restored deleted {what} {grade_id}")
+            notes.append((f"restored deleted {what} {{}}", grade_id))
             continue
         cell = nb.cells[found]
         if cell.cell_type != original.cell_type:
@@ -74,6 +75,16 @@ def repair(submission: nbformat.NotebookNode, release: nbformat.NotebookNode) ->
             if original.cell_type == "code":
                 retyped |= {"outputs": [], "execution_count": None}
             nb.cells[found] = nbformat.from_dict(retyped | {"id": cell.get("id", grade_id)})
-            notes.append(f"turned cell {grade_id} back into a {original.cell_type} cell")
+            notes.append((f"turned cell {{}} back into a {original.cell_type} cell", grade_id))
         position = max(position, found)
-    return nb, notes
+    return nb, _grouped(notes)
+
+
+def _grouped(notes: list[tuple[str, str]]) -> list[str]:
+    """One note per kind of fix, ``restored deleted cell check_a, check_b``: what changes the
+    student's code first (cells restored or retyped), then what only touched metadata."""
+    cells: dict[str, list[str]] = {}
+    for template, cell in notes:
+        cells.setdefault(template, []).append(cell)
+    first = sorted(cells, key=lambda template: not template.startswith(("restored deleted", "turned")))
+    return [template.format(", ".join(cells[template])) for template in first]

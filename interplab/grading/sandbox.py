@@ -58,7 +58,7 @@ class Limits:
     #: All the outputs of one graded notebook, after each cell's own cut.
     notebook_output_bytes: int = 4_000_000
     #: A submitted notebook larger than this is not read (outputs included; clearing them helps).
-    submission_bytes: int = 50 * 1024**2
+    submission_bytes: int = 50 * 10**6
 
 
 #: The user a root grader drops to inside the sandbox; each worker gets its own, so one
