@@ -416,8 +416,8 @@ def test_the_csv_reads_back_whole_with_csv_and_pandas(graded):
     for row in rows.values():
         assert len(row.status) <= MAX_STATUS_CHARS and len(row.details) <= MAX_DETAILS_CHARS
         assert not re.search(r"[\x00-\x1f\x7f]", row.status + row.details)
-    forged = rows[named("forged-error").student].details
-    assert "repeated_tokens: " in forged and forged.endswith("…")
+    forged = rows[named("forged-error").student].details  # its 50 MB error text is refused before it is read
+    assert "repeated_tokens: the recorded answer was rejected" in forged and "over the limit" in forged
     pandas = pytest.importorskip("pandas")
     frame = pandas.read_csv(graded.csv, dtype={"status": str, "details": str}, keep_default_na=False)
     assert list(frame["student"]) == list(rows) and list(frame["total"]) == [r.total() for r in rows.values()]
