@@ -72,6 +72,18 @@ def _index(generator: torch.Generator, n: int) -> int:
 PropertyCheck = Callable[[torch.Tensor, torch.Tensor, tuple], "str | None"]
 
 
+def returned(kind: type, name: str) -> Callable[[object], torch.Tensor]:
+    """An exercise's ``output``: the weights of the ``kind`` object (an SAE, a probe) the student's
+    function must return, flattened; anything else is refused with a message saying what to return."""
+
+    def flat(result: object) -> torch.Tensor:
+        if not isinstance(result, kind):
+            hint = f" (did you forget to `return {name}`?)" if result is None else ""
+            raise TypeError(f"your function returned a {type(result).__name__}{hint}; return the {kind.__name__}")
+        return result.flat()
+
+    return flat
+
 @dataclass(frozen=True)
 class Exercise:
     """One graded exercise: a function the student writes, and how it is judged."""

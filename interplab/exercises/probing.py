@@ -27,7 +27,7 @@ from jaxtyping import Float, Int
 from torch import Tensor
 
 from interplab import corpus, models, world
-from interplab.exercises import Exercise, Inputs, LabSpec
+from interplab.exercises import Exercise, Inputs, LabSpec, returned
 from interplab.probing import POS, Probe, pos_of, word_activations
 
 #: The residual stream the part-of-speech probes read: before block 0, after block 0, after block 1.
@@ -374,12 +374,7 @@ def check_train(answer: Tensor, reference: Tensor, args: tuple) -> str | None:
     return None
 
 
-def probe_weights(result: object) -> Tensor:
-    """The recorded answer of ``train_probe``: the trained probe's weights (refusing anything else)."""
-    if not isinstance(result, Probe):
-        hint = " (did you forget to `return probe`?)" if result is None else ""
-        raise TypeError(f"train_probe returned a {type(result).__name__}{hint}; return the trained probe")
-    return result.flat()
+probe_weights = returned(Probe, "probe")
 
 
 @torch.no_grad()

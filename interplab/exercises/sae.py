@@ -27,7 +27,7 @@ from jaxtyping import Float, Int
 from torch import Tensor
 
 from interplab import corpus, models
-from interplab.exercises import Exercise, Inputs, LabSpec
+from interplab.exercises import Exercise, Inputs, LabSpec, returned
 from interplab.sae import LM_HOOK, SAE, lm_activations, toy_activations, toy_features
 
 # --- inputs -----------------------------------------------------------------------------------
@@ -403,12 +403,7 @@ def check_train(answer: torch.Tensor, reference: torch.Tensor, args: tuple) -> s
     return None
 
 
-def sae_weights(result: object) -> Tensor:
-    """The recorded answer of an exercise that returns an SAE: its weights (refusing anything else)."""
-    if not isinstance(result, SAE):
-        hint = " (did you forget to `return sae`?)" if result is None else ""
-        raise TypeError(f"your function returned a {type(result).__name__}{hint}; return the SAE")
-    return result.flat()
+sae_weights = returned(SAE, "sae")
 
 
 LAB = LabSpec(
