@@ -227,7 +227,7 @@ def text_prompts(tokenizer: PreTrainedTokenizerBase, n: int, template: int, gene
         text = PAPER_TEMPLATES[template].format(A=a, B=b, S=s, place=places[place[i]], object=objects[obj[i]])
         return [tokenizer.bos_token_id, *tokenizer(text, add_special_tokens=False)["input_ids"]]
 
-    clean, corrupted, io_pos, s1_pos = [], [], [], []
+    clean, corrupted = [], []
     for i in range(n):
         io, s, c = (names[j] for j in picks[i].tolist())
         first, second = (io, s) if io_first[i] else (s, io)

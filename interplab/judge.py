@@ -20,7 +20,7 @@ from typing import Callable
 
 import torch
 
-from interplab.answers import Case, close, is_finite, relative_error
+from interplab.answers import Case, close, relative_error
 from interplab.exercises import Exercise
 
 

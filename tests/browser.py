@@ -182,3 +182,18 @@ def canvas_ink(page, container) -> list[int]:
         })""",
         container.element_handle(),
     )
+
+
+def inked(page, container, canvases: int, timeout_s: float = 600) -> list[int]:
+    """``canvas_ink`` once ``container`` holds at least ``canvases`` canvases, each drawn on.
+
+    A page draws its canvases after its scripts have run, which on a loaded machine can take minutes: wait for
+    the drawing itself, as long as a cell may run (``Notebook.wait_until_done``), never for a fixed pause.
+    """
+    container.wait_for(state="attached", timeout=timeout_s * 1000)
+    deadline = time.monotonic() + timeout_s
+    while True:
+        ink = canvas_ink(page, container)
+        if len(ink) >= canvases and all(n > 0 for n in ink) or time.monotonic() > deadline:
+            return ink
+        page.wait_for_timeout(1000)

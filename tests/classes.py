@@ -21,7 +21,7 @@ from pathlib import Path
 
 import nbformat
 import pytest
-from course import ROOT, completed_lab, read, release_of, solution_functions, solution_of
+from course import ROOT, completed_lab, errors, graded_notebook, read, release_of, solution_functions, solution_of
 
 from interplab import casefile
 from interplab.answers import save_cases
@@ -146,9 +146,15 @@ class GradedClass:
 
     @pytest.fixture(scope="class")
     @classmethod
-    def graded(cls, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Row]:
+    def folder(cls, tmp_path_factory: pytest.TempPathFactory) -> Path:
+        """Where the class is graded: its submissions, nbgrader's work/ and grades.csv."""
+        return tmp_path_factory.mktemp("class")
+
+    @pytest.fixture(scope="class")
+    @classmethod
+    def graded(cls, folder: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Row]:
         """Every student's row: from the pipeline where graded end to end, else judged in process."""
-        rows = grade_class(cls.LAB, tmp_path_factory.mktemp("class"), cls._end_to_end())
+        rows = grade_class(cls.LAB, folder, cls._end_to_end())
         rows["solution"] = judged_in_process(cls.LAB, None, tmp_path_factory.mktemp("solution"), **cls.NAMES)
         for mutant in load_mutants(ROOT, cls.LAB):
             rows.setdefault(f"mutant-{mutant.name}",
@@ -174,6 +180,10 @@ class GradedClass:
         row = graded["alice"]
         assert row.status == "graded"
         assert row.points == points_of(self.LAB), row.details
+
+    def test_the_solution_runs_without_errors_on_cpu(self, graded, folder):
+        """The completed lab as the grader ran it is the solution notebook: its answers, locked and hidden cells."""
+        assert errors(graded_notebook(folder / "work", self.LAB, "alice")) == []
 
     def test_the_untouched_lab_gets_zero_with_a_reason(self, graded):
         row = graded["untouched"]

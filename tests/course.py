@@ -36,6 +36,17 @@ def read(path: Path) -> nbformat.NotebookNode:
     return nbformat.read(str(path), as_version=4)
 
 
+def errors(nb: nbformat.NotebookNode) -> list[str]:
+    """Every error a code cell of an executed notebook raised, as ``cell i: Name: message``."""
+    return [f"cell {i}: {o.get('ename')}: {o.get('evalue')}" for i, c in enumerate(nb.cells) if c.cell_type == "code"
+            for o in c.get("outputs", []) if o.get("output_type") == "error"]
+
+
+def graded_notebook(work: Path, lab: str, student: str) -> nbformat.NotebookNode:
+    """The notebook nbgrader ran for ``student``: their answers, the source's locked and hidden cells, outputs."""
+    return read(work / "autograded" / student / lab / f"{get_lab(lab).notebook}.ipynb")
+
+
 def answer_cells(nb: nbformat.NotebookNode) -> dict[str, str]:
     """grade_id -> source of every answer (solution) cell."""
     return {c.metadata["nbgrader"]["grade_id"]: c.source for c in nb.cells

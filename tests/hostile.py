@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Callable
 
 import nbformat
-from course import LAB, RELEASED, ROOT, completed_lab, read
+from course import LAB, RELEASED, completed_lab, read
 
 from interplab.exercises import get_lab
 
@@ -406,7 +406,9 @@ os.kill(os.getppid(), signal.SIGKILL)
 
 
 def infinite_loop(t: Target):
-    return inject(completed_lab(), "while True:\n    pass", after="check_first_token_scores")
+    # A cell that never returns. It waits rather than spins: the grader interrupts both alike at the cell limit,
+    # and a spinning one would only take a core from the rest of the test suite for those 120 s.
+    return inject(completed_lab(), "import time\nwhile True:\n    time.sleep(0.1)", after="check_first_token_scores")
 
 
 def swallow_interrupt(t: Target):
@@ -792,7 +794,7 @@ time.sleep(60)  # a safety net: its worker is killed long before
 CORPUS: list[Hostile] = [
     Hostile("swallow-interrupt", swallow_interrupt, up_to("ov_top1_accuracy"), "limit and was stopped",
             "no answer was recorded", what="ignores SIGINT and swallows KeyboardInterrupt"),
-    Hostile("infinite-loop", infinite_loop, full(), what="while True: pass"),
+    Hostile("infinite-loop", infinite_loop, full(), what="a cell that never returns (while True: sleep)"),
     Hostile("redefine-helpers", redefine_helpers, full_except("prev_token_scores"), "constant factor of 1.01",
             "constant factor of 1.01", what="assert_close, allclose, equal, answers.close, judge.judge all say yes; "
             "tolerances in lab.spec and the registry set to 1e9; one answer 1% off"),

@@ -16,7 +16,7 @@ from typing import Callable
 import nbformat
 import pytest
 from classes import assert_costs_only_its_exercise, judged_in_process, points_of
-from course import MUTANTS, ROOT, completed_lab, read
+from course import MUTANTS, ROOT, completed_lab, errors, graded_notebook, read
 
 from interplab.exercises import LabSpec, get_lab
 from interplab.grading.grade import grade
@@ -70,6 +70,11 @@ def graded(tmp_path_factory):
         rows.setdefault(f"mutant-{mutant.name}",
                         judged_in_process("02_induction", mutant, tmp_path_factory.mktemp(mutant.name), **NAMES))
     return rows, out, work
+
+
+def test_the_solution_runs_without_errors_on_cpu(graded):
+    """The completed lab as the grader ran it is the solution notebook: its answers, locked and hidden cells."""
+    assert errors(graded_notebook(graded[2], "02_induction", "alice")) == []
 
 
 def test_judging_in_process_gives_the_pipelines_verdicts(graded, tmp_path):

@@ -12,9 +12,9 @@ from interplab.grading.references import record, write_inputs
 from interplab.grading.trusted import verdicts_for
 from interplab.reference import HIDDEN
 
-#: Numbers of the kind instructors choose, and the kind `interplab references --out` makes (a random secret):
-#: each costs two runs of the lab, so five.
-SEEDS = [1, 42, 918273, "3f9c2a7e51d84b06a1e7c94d2b5f8e13", "an instructor's secret"]
+#: A number of the kind instructors choose, the kind `interplab references --out` makes (a random secret) and
+#: a phrase: each costs two runs of the lab, so three.
+SEEDS = [918273, "3f9c2a7e51d84b06a1e7c94d2b5f8e13", "an instructor's secret"]
 SPEC = get_lab("02_induction")
 
 

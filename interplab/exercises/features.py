@@ -24,7 +24,7 @@ from __future__ import annotations
 import functools
 
 import torch
-from jaxtyping import Bool, Float, Int
+from jaxtyping import Bool, Float
 from torch import Tensor
 
 from interplab import corpus, models

@@ -270,7 +270,6 @@ def _check_pairs(answer: torch.Tensor, reference: torch.Tensor, args: tuple, cor
     present = answer != 0
     first, second = present[..., 0::2], present[..., 1::2]  # the two features of every pair
     blocks = present[..., :n_pairs], present[..., n_pairs:]  # features k and k + n_pairs
-    pairs = batch * n_pairs
     if correlated:
         broken = (first != second).flatten(1).float().mean(1)
         if float(broken.max()) > PAIR_SLACK:

@@ -23,11 +23,8 @@ Deterministic: fixed seeds and one CPU thread give bit-identical weights run to 
 
 from __future__ import annotations
 
-import argparse
-import json
 import math
 import time
-from pathlib import Path
 
 import torch
 from jaxtyping import Float, Int
@@ -36,7 +33,7 @@ from tqdm import tqdm
 from transformer_lens import TransformerBridge, TransformerBridgeConfig
 
 from interplab import world
-from interplab.models import SHIPPED, save
+from interplab.train import train_and_save
 
 MODEL = dict(
     n_layers=3, n_heads=4, d_model=64, d_head=16, d_mlp=256, n_ctx=world.SEQ_LEN, d_vocab=world.D_VOCAB,
@@ -164,16 +161,8 @@ def probe_table(trained: TransformerBridge, untrained: TransformerBridge, seed: 
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--out", type=Path, default=SHIPPED["grid-world"], help="output folder")
-    parser.add_argument("--steps", type=int, default=STEPS)
-    parser.add_argument("--seed", type=int, default=0)
-    args = parser.parse_args(argv)
-    torch.set_num_threads(1)  # determinism, and no thrashing on a shared CPU
-    model, log = train(args.steps, args.seed)
-    log["probes"] = probe_table(model, build_model(args.seed + 1).eval(), args.seed)
-    save(model, args.out)
-    (args.out / "training_log.json").write_text(json.dumps(log) + "\n")
+    log, out = train_and_save(argv, __doc__, "grid-world", STEPS, train,
+                              lambda model, seed: probe_table(model, build_model(seed + 1).eval(), seed))
     final = log["log"][-1]
     print(f"\n{log['steps']} steps in {log['wall_time_s']} s; held-out loss {final['held_out']:.4f} nats "
           f"(floor {final['floor']:.4f}), probability on illegal moves {final['illegal_mass']:.4f}")
@@ -181,8 +170,7 @@ def main(argv: list[str] | None = None) -> None:
     for name, frames in log["probes"]["accuracy"].items():
         for frame, row in frames.items():
             print(f"{frame + ' (' + name + ')':<24} " + " ".join(f"{a:>14.3f}" for a in row))
-    print(f"saved to {args.out}")
-
+    print(f"saved to {out}")
 
 if __name__ == "__main__":
     main()

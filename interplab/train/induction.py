@@ -14,10 +14,7 @@ in about four minutes on one CPU thread.
 Deterministic: fixed seeds and one CPU thread give bit-identical weights run to run.
 """
 
-import argparse
-import json
 import time
-from pathlib import Path
 
 import torch
 from jaxtyping import Float, Int
@@ -25,8 +22,7 @@ from torch import Tensor
 from transformer_lens import TransformerBridge, TransformerBridgeConfig
 
 from interplab.data import repeated_random_batch, repeated_tokens
-from interplab.models import SHIPPED, save
-from interplab.train import progress_bar
+from interplab.train import progress_bar, train_and_save
 from interplab.vocab import D_VOCAB, make_tokenizer
 
 MODEL = dict(
@@ -132,22 +128,13 @@ def train(steps: int, seed: int = 0, progress: bool = True) -> tuple[Transformer
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--out", type=Path, default=SHIPPED["attn-only-2l"], help="output folder")
-    parser.add_argument("--steps", type=int, default=3000)
-    parser.add_argument("--seed", type=int, default=0)
-    args = parser.parse_args(argv)
-    torch.set_num_threads(1)  # determinism, and no thrashing on a shared CPU
-    model, log = train(args.steps, args.seed)
-    save(model, args.out)
-    (args.out / "training_log.json").write_text(json.dumps(log) + "\n")
+    log, out = train_and_save(argv, __doc__, "attn-only-2l", 3000, train)
     final = log["log"][-1]
     print(f"\n{log['steps']} steps in {log['wall_time_s']} s; final loss {final['loss']:.3f}, "
           f"loss on first / second copy {final['loss_first']:.2f} / {final['loss_second']:.2f}")
     for kind, heads in log["heads"].items():
         print(f"{kind:>9} heads (score > {HEAD_THRESHOLD}): {', '.join(f'{h} {s}' for h, s in heads) or 'none'}")
-    print(f"saved to {args.out}")
-
+    print(f"saved to {out}")
 
 if __name__ == "__main__":
     main()

@@ -19,11 +19,8 @@ Deterministic: fixed seeds and one CPU thread give bit-identical weights run to 
 
 from __future__ import annotations
 
-import argparse
-import json
 import math
 import time
-from pathlib import Path
 
 import torch
 import torch.nn.functional as F
@@ -33,7 +30,7 @@ from tqdm import tqdm
 from transformer_lens import TransformerBridge, TransformerBridgeConfig
 
 from interplab import ioi
-from interplab.models import SHIPPED, save
+from interplab.train import train_and_save
 
 MODEL = dict(
     n_layers=3, n_heads=4, d_model=64, d_head=16, n_ctx=24, d_vocab=ioi.D_VOCAB,
@@ -141,20 +138,11 @@ def train(steps: int, seed: int = 0, progress: bool = True) -> tuple[Transformer
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--out", type=Path, default=SHIPPED["ioi-3l"], help="output folder")
-    parser.add_argument("--steps", type=int, default=800)
-    parser.add_argument("--seed", type=int, default=0)
-    args = parser.parse_args(argv)
-    torch.set_num_threads(1)  # determinism, and no thrashing on a shared CPU
-    model, log = train(args.steps, args.seed)
-    save(model, args.out)
-    (args.out / "training_log.json").write_text(json.dumps(log) + "\n")
+    log, out = train_and_save(argv, __doc__, "ioi-3l", 800, train)
     final = log["log"][-1]
     print(f"\n{log['steps']} steps in {log['wall_time_s']} s; loss {final['loss']:.3f}, "
           f"IOI accuracy {final['accuracy']:.3f}, mean logit difference {final['logit_diff']:.2f}")
-    print(f"saved to {args.out}")
-
+    print(f"saved to {out}")
 
 if __name__ == "__main__":
     main()

@@ -20,11 +20,8 @@ on one CPU thread and reach a held-out loss of 1.68 nats, against 5.32 for unifo
 Deterministic: fixed seeds and one CPU thread give bit-identical weights run to run.
 """
 
-import argparse
-import json
 import math
 import time
-from pathlib import Path
 
 import torch
 from jaxtyping import Bool, Float, Int
@@ -32,8 +29,7 @@ from torch import Tensor
 from transformer_lens import TransformerBridge, TransformerBridgeConfig
 
 from interplab.corpus import D_VOCAB, FEATURES, SEQ_LEN, Corpus, generate, make_tokenizer
-from interplab.models import SHIPPED, save
-from interplab.train import progress_bar
+from interplab.train import progress_bar, train_and_save
 
 MODEL = dict(
     n_layers=2, n_heads=4, d_model=128, d_head=32, d_mlp=512, n_ctx=SEQ_LEN, d_vocab=D_VOCAB,
@@ -161,16 +157,8 @@ def probe_table(trained: TransformerBridge, untrained: TransformerBridge, seed: 
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--out", type=Path, default=SHIPPED["tiny-lm"], help="output folder")
-    parser.add_argument("--steps", type=int, default=1200)
-    parser.add_argument("--seed", type=int, default=0)
-    args = parser.parse_args(argv)
-    torch.set_num_threads(1)  # determinism, and no thrashing on a shared CPU
-    model, log = train(args.steps, args.seed)
-    log["probes"] = probe_table(model, build_model(args.seed + 1).eval(), args.seed)
-    save(model, args.out)
-    (args.out / "training_log.json").write_text(json.dumps(log) + "\n")
+    log, out = train_and_save(argv, __doc__, "tiny-lm", 1200, train,
+                              lambda model, seed: probe_table(model, build_model(seed + 1).eval(), seed))
     final, base = log["log"][-1], log["baselines"]
     print(f"\n{log['steps']} steps in {log['wall_time_s']} s; held-out loss {final['held_out']:.3f} nats "
           f"(uniform {base['uniform']:.3f}, unigram {base['unigram']:.3f})")
@@ -179,8 +167,7 @@ def main(argv: list[str] | None = None) -> None:
     print(f"{'probe accuracy':<14} " + " ".join(f"{s:>20}" for s in short.values()))
     for feature in FEATURES:
         print(f"{feature:<14} " + " ".join(f"{accuracy[c][feature]:>20.3f}" for c in short))
-    print(f"saved to {args.out}")
-
+    print(f"saved to {out}")
 
 if __name__ == "__main__":
     main()
