@@ -122,9 +122,24 @@ class Notebook:
         """Wait until the kernel has started and is idle (the status bar says so)."""
         self.page.locator(".jp-Notebook-ExecutionIndicator[data-status='idle']").wait_for(timeout=timeout_s * 1000)
 
-    def run_all(self) -> None:
-        self.page.locator(".lm-MenuBar-itemLabel", has_text=re.compile(r"^Run$")).click()
-        self.page.locator(".lm-Menu-itemLabel", has_text=re.compile(r"^Run All Cells$")).click()
+    def run_all(self, attempts: int = 3) -> None:
+        """Run ▸ Run All Cells, then see the first cells start. A click that lands while JupyterLab is still settling
+        is lost (the notebook then sits idle, and would look done): click again, and say so if it never starts."""
+        for _ in range(attempts):
+            self.page.locator(".lm-MenuBar-itemLabel", has_text=re.compile(r"^Run$")).click()
+            self.page.locator(".lm-Menu-itemLabel", has_text=re.compile(r"^Run All Cells$")).click()
+            if self._started(timeout_s=60):
+                return
+        raise RuntimeError(f"Run All Cells did not start the notebook, {attempts} times")
+
+    def _started(self, timeout_s: float) -> bool:
+        """Whether some code cell shows ``[*]`` (running or queued) or ``[n]`` (run) within ``timeout_s``."""
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            if any(re.search(r"\[(\*|\d+)\]", p) for p in self.page.locator(".jp-CodeCell .jp-InputPrompt").all_inner_texts()):
+                return True
+            self.page.wait_for_timeout(500)
+        return False
 
     def wait_until_done(self, timeout_s: float = 600) -> None:
         """Until no cell is queued or running (no ``[*]`` prompt) and the kernel is idle."""
@@ -187,10 +202,12 @@ def canvas_ink(page, container) -> list[int]:
 def inked(page, container, canvases: int, timeout_s: float = 600) -> list[int]:
     """``canvas_ink`` once ``container`` holds at least ``canvases`` canvases, each drawn on.
 
-    A page draws its canvases after its scripts have run, which on a loaded machine can take minutes: wait for
-    the drawing itself, as long as a cell may run (``Notebook.wait_until_done``), never for a fixed pause.
+    A page draws its canvases after its scripts have run, which on a loaded machine can take minutes, and only
+    once they are on screen: bring the container into view, then wait for the drawing itself, as long as a cell
+    may run (``Notebook.wait_until_done``), never for a fixed pause.
     """
     container.wait_for(state="attached", timeout=timeout_s * 1000)
+    container.scroll_into_view_if_needed(timeout=timeout_s * 1000)
     deadline = time.monotonic() + timeout_s
     while True:
         ink = canvas_ink(page, container)

@@ -55,7 +55,6 @@ def test_the_tour_runs_in_jupyterlab_and_its_attention_pattern_renders(student):
     cfg_heads = 4  # tiny-lm: one thumbnail per head, and the enlarged pattern
     ink = inked(page, pattern, cfg_heads)
     assert len(ink) >= cfg_heads and all(n > 0 for n in ink), ink
-    pattern.scroll_into_view_if_needed()
     assert "Head Selector" in pattern.inner_text()
     pattern.hover()  # interactive: hovering a head's thumbnail is what students do
     figures = page.locator(".jp-OutputArea-output[data-mime-type='image/png'] img")
