@@ -11,7 +11,9 @@ it from real numbers. Eight heads per layer rather than four leave room for more
 of head to find (current-token, previous-token, two-back, induction) and still train
 in about four minutes on one CPU thread.
 
-Deterministic: fixed seeds and one CPU thread give bit-identical weights run to run.
+Deterministic: fixed seeds and one CPU thread give bit-identical weights run to run on one machine. Another CPU
+may round differently (its vector instructions differ), so a model retrained there can differ from the shipped
+one in the last bits (measured for the world model: `interplab.train.grid_world`).
 """
 
 import time

@@ -14,7 +14,9 @@ held-out prompts passes 99% by step 300 and the final mean logit difference is 6
 model learns is not GPT-2's circuit: in every template S2 is also the last name before the
 end, so it copies the first clause's names and suppresses the last name (lesson 06 shows it).
 
-Deterministic: fixed seeds and one CPU thread give bit-identical weights run to run.
+Deterministic: fixed seeds and one CPU thread give bit-identical weights run to run on one machine. Another CPU
+may round differently (its vector instructions differ), so a model retrained there can differ from the shipped
+one in the last bits (measured for the world model: `interplab.train.grid_world`).
 """
 
 from __future__ import annotations

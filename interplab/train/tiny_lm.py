@@ -17,7 +17,9 @@ on one CPU thread and reach a held-out loss of 1.68 nats, against 5.32 for unifo
 (ln d_vocab) and 4.54 for word frequencies alone. Layer 1's attention matters little (about
 0.1 nats when mean-ablated); layer 0's MLP matters most (1.7 -> 5.7 nats when zeroed).
 
-Deterministic: fixed seeds and one CPU thread give bit-identical weights run to run.
+Deterministic: fixed seeds and one CPU thread give bit-identical weights run to run on one machine. Another CPU
+may round differently (its vector instructions differ), so a model retrained there can differ from the shipped
+one in the last bits (measured for the world model: `interplab.train.grid_world`).
 """
 
 import math
