@@ -136,7 +136,8 @@ class Notebook:
         """Whether some code cell shows ``[*]`` (running or queued) or ``[n]`` (run) within ``timeout_s``."""
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:
-            if any(re.search(r"\[(\*|\d+)\]", p) for p in self.page.locator(".jp-CodeCell .jp-InputPrompt").all_inner_texts()):
+            prompts = self.page.locator(".jp-CodeCell .jp-InputPrompt").all_inner_texts()
+            if any(re.search(r"\[(\*|\d+)\]", p) for p in prompts):
                 return True
             self.page.wait_for_timeout(500)
         return False

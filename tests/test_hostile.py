@@ -373,7 +373,8 @@ def test_no_two_runs_on_one_machine_hold_the_same_user():
 
 def _printed(feedback: str, pattern: str, near: str) -> re.Match:
     found = re.search(pattern, feedback)
-    assert found, f"{pattern!r} not in the feedback; its lines with {near!r}: {re.findall(f'[^<>]*{near}[^<>]*', feedback)}"
+    lines = re.findall(f"[^<>]*{near}[^<>]*", feedback)
+    assert found, f"{pattern!r} not in the feedback; its lines with {near!r}: {lines}"
     return found
 
 

@@ -28,9 +28,9 @@ def train_and_save(
     train: Callable[[int, int], tuple[TransformerBridge, dict]],
     probes: Callable[[TransformerBridge, int], dict] | None = None,
 ) -> tuple[dict, Path]:
-    """What every training script's ``main`` does: read ``--out --steps --seed``, train on one thread (bit-identical
-    weights run to run, and no thrashing on a shared CPU), add the probe table, save the model beside its
-    ``training_log.json``. Returns the log and the folder, for the script to print its own summary."""
+    """What every training script's ``main`` does: read ``--out --steps --seed``, train on one thread
+    (bit-identical weights run to run on one machine, and no thrashing on a shared CPU), add the probe table, save
+    the model beside its ``training_log.json``. Returns the log and the folder, for the script to print its summary."""
     parser = argparse.ArgumentParser(description=doc.split("\n\n")[0])
     parser.add_argument("--out", type=Path, default=SHIPPED[name], help="output folder")
     parser.add_argument("--steps", type=int, default=steps)
