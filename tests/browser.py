@@ -207,8 +207,7 @@ def inked(page, container, canvases: int, timeout_s: float = 600) -> list[int]:
     once they are on screen: bring the container into view, then wait for the drawing itself, as long as a cell
     may run (``Notebook.wait_until_done``), never for a fixed pause.
     """
-    container.wait_for(state="attached", timeout=timeout_s * 1000)
-    container.scroll_into_view_if_needed(timeout=timeout_s * 1000)
+    container.scroll_into_view_if_needed(timeout=timeout_s * 1000)  # waits for it to exist first
     deadline = time.monotonic() + timeout_s
     while True:
         ink = canvas_ink(page, container)

@@ -174,5 +174,6 @@ def main(argv: list[str] | None = None) -> None:
             print(f"{frame + ' (' + name + ')':<24} " + " ".join(f"{a:>14.3f}" for a in row))
     print(f"saved to {out}")
 
+
 if __name__ == "__main__":
     main()

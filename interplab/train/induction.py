@@ -138,5 +138,6 @@ def main(argv: list[str] | None = None) -> None:
         print(f"{kind:>9} heads (score > {HEAD_THRESHOLD}): {', '.join(f'{h} {s}' for h, s in heads) or 'none'}")
     print(f"saved to {out}")
 
+
 if __name__ == "__main__":
     main()

@@ -146,5 +146,6 @@ def main(argv: list[str] | None = None) -> None:
           f"IOI accuracy {final['accuracy']:.3f}, mean logit difference {final['logit_diff']:.2f}")
     print(f"saved to {out}")
 
+
 if __name__ == "__main__":
     main()

@@ -171,5 +171,6 @@ def main(argv: list[str] | None = None) -> None:
         print(f"{feature:<14} " + " ".join(f"{accuracy[c][feature]:>20.3f}" for c in short))
     print(f"saved to {out}")
 
+
 if __name__ == "__main__":
     main()
