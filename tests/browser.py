@@ -114,6 +114,7 @@ class Notebook:
 
     def __init__(self, page, base: str, path: str):
         self.page = page
+        self.dialogs: list[str] = []
         page.goto(url_of(base, f"/lab/tree/{path}?reset"))
         page.locator(".jp-NotebookPanel .jp-Notebook .jp-Cell").first.wait_for()
         self.kernel_ready()
@@ -126,11 +127,24 @@ class Notebook:
         """Run ▸ Run All Cells, then see the first cells start. A click that lands while JupyterLab is still settling
         is lost (the notebook then sits idle, and would look done): click again, and say so if it never starts."""
         for _ in range(attempts):
+            self.close_dialogs()
             self.page.locator(".lm-MenuBar-itemLabel", has_text=re.compile(r"^Run$")).click()
             self.page.locator(".lm-Menu-itemLabel", has_text=re.compile(r"^Run All Cells$")).click()
             if self._started(timeout_s=60):
                 return
-        raise RuntimeError(f"Run All Cells did not start the notebook, {attempts} times")
+        raise RuntimeError(f"Run All Cells did not start the notebook, {attempts} times; dialogs: {self.dialogs}")
+
+    def close_dialogs(self) -> None:
+        """Close (Escape: cancel, the least action) any modal dialog JupyterLab opened, which would swallow the next
+        click, keeping what it said in ``dialogs`` (printed, so a failing test shows it)."""
+        dialog = self.page.locator(".jp-Dialog")
+        for _ in range(5):  # a dialog that Escape does not close is left to fail the click, with its text kept
+            if not dialog.count():
+                return
+            self.dialogs.append(dialog.first.inner_text())
+            print("JupyterLab dialog closed:", self.dialogs[-1])
+            self.page.keyboard.press("Escape")
+            self.page.wait_for_timeout(500)
 
     def _started(self, timeout_s: float) -> bool:
         """Whether some code cell shows ``[*]`` (running or queued) or ``[n]`` (run) within ``timeout_s``."""
