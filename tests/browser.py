@@ -119,15 +119,28 @@ class Notebook:
         page.locator(".jp-NotebookPanel .jp-Notebook .jp-Cell").first.wait_for()
         self.kernel_ready()
 
-    def kernel_ready(self, timeout_s: float = 120) -> None:
-        """Wait until the kernel has started and is idle (the status bar says so)."""
-        self.page.locator(".jp-Notebook-ExecutionIndicator[data-status='idle']").wait_for(timeout=timeout_s * 1000)
+    def kernel_ready(self, timeout_s: float = 180) -> None:
+        """Wait until a kernel has started and is idle.
+
+        The status bar says "idle" before any kernel exists, so the toolbar's kernel name must also name one. On a
+        loaded machine JupyterLab may fail to start the notebook's kernel by itself and ask, in a "Select Kernel"
+        dialog, which to start: accept its choice (the notebook's own kernel), as a student would.
+        """
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            self.close_dialogs()
+            name = self.page.locator(".jp-NotebookPanel-toolbar .jp-Toolbar-kernelName").all_inner_texts()
+            idle = self.page.locator(".jp-Notebook-ExecutionIndicator[data-status='idle']").count() > 0
+            if idle and name and name[0].strip() not in ("", "No Kernel", "Kernel"):
+                return
+            self.page.wait_for_timeout(500)
+        raise TimeoutError(f"no kernel was idle after {timeout_s} s (kernel: {name}); dialogs: {self.dialogs}")
 
     def run_all(self, attempts: int = 3) -> None:
         """Run ▸ Run All Cells, then see the first cells start. A click that lands while JupyterLab is still settling
         is lost (the notebook then sits idle, and would look done): click again, and say so if it never starts."""
         for _ in range(attempts):
-            self.close_dialogs()
+            self.kernel_ready()
             self.page.locator(".lm-MenuBar-itemLabel", has_text=re.compile(r"^Run$")).click()
             self.page.locator(".lm-Menu-itemLabel", has_text=re.compile(r"^Run All Cells$")).click()
             if self._started(timeout_s=60):
@@ -135,15 +148,19 @@ class Notebook:
         raise RuntimeError(f"Run All Cells did not start the notebook, {attempts} times; dialogs: {self.dialogs}")
 
     def close_dialogs(self) -> None:
-        """Close (Escape: cancel, the least action) any modal dialog JupyterLab opened, which would swallow the next
-        click, keeping what it said in ``dialogs`` (printed, so a failing test shows it)."""
+        """Answer any modal dialog JupyterLab opened, which would swallow the next click: "Select Kernel" with its
+        own choice (the notebook's kernel), any other with Escape (cancel, the least action). What each said is kept
+        in ``dialogs`` and printed, so a failing test shows it."""
         dialog = self.page.locator(".jp-Dialog")
-        for _ in range(5):  # a dialog that Escape does not close is left to fail the click, with its text kept
+        for _ in range(5):  # a dialog that neither answer closes is left to fail the next click, with its text kept
             if not dialog.count():
                 return
             self.dialogs.append(dialog.first.inner_text())
-            print("JupyterLab dialog closed:", self.dialogs[-1])
-            self.page.keyboard.press("Escape")
+            print("JupyterLab dialog answered:", self.dialogs[-1])
+            if self.dialogs[-1].startswith("Select Kernel"):
+                dialog.first.locator(".jp-Dialog-button.jp-mod-accept").click()
+            else:
+                self.page.keyboard.press("Escape")
             self.page.wait_for_timeout(500)
 
     def _started(self, timeout_s: float) -> bool:
