@@ -302,8 +302,10 @@ def head_composition_cases(inputs: Inputs) -> list[tuple]:
     return [(twin, "Q"), (twin, "K"), (twin, "V"), (_model(inputs, trained=False), inputs.choose(["Q", "K", "V"], "mode"))]
 
 
-#: (d_model, d_head) pairs whose random baselines lie at least 15% apart (0.20, 0.17, 0.14, 0.12, 0.10).
-BASELINE_SHAPES = ((24, 6), (32, 8), (48, 8), (64, 16), (96, 12))
+#: (d_model, d_head) pairs whose random baselines (about 1/sqrt(d_model): 0.24, 0.20, 0.18, 0.14, 0.12, 0.10, 0.083,
+#: 0.068) lie at least 12% apart, far beyond the 5% tolerance. Eight shapes leave six beside the public pair, so two
+#: seeds draw the same hidden pair once in 30 (an answer table from another seed fits only then).
+BASELINE_SHAPES = ((16, 4), (24, 6), (32, 8), (48, 8), (64, 16), (96, 12), (144, 12), (216, 24))
 
 
 def baseline_cases(inputs: Inputs) -> list[tuple]:
