@@ -159,7 +159,7 @@ def test_the_csv_flags_copies_of_the_solution_and_between_classmates(graded):
     with out.with_name("grades-similarity.csv").open() as f:
         detail = list(csv.DictReader(f))
     assert {(r["student"], r["exercise"]) for r in detail} >= {("alice", ex.name) for ex in SPEC.exercises}
-    assert any(r["student"] == "corrupt" and "not compared" in r[f"classmates_at_or_above_0.70"] for r in detail)
+    assert any(r["student"] == "corrupt" and "not compared" in r["classmates_at_or_above_0.70"] for r in detail)
 
 
 def test_nbgrader_keeps_the_gradebook_and_writes_feedback(graded):
