@@ -96,6 +96,31 @@ def test_a_lab_check_explains_a_mistake_then_passes_and_saving_keeps_the_lab_int
     assert original.read_bytes() == committed  # the course's own lab is untouched
 
 
+def test_a_kernel_that_fails_to_start_is_chosen_in_the_dialog_jupyterlab_opens(student):
+    """On a loaded machine JupyterLab's first kernel start can fail; it then asks which kernel to start (CI saw this
+    "Select Kernel" dialog take the Run menu's click). Make the first start fail and see the notebook get its kernel."""
+    home, base, page = student
+    notebook = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell("print(6 * 7)")])
+    notebook.metadata.kernelspec = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    nbformat.write(notebook, home / "work" / "first_start.ipynb")  # no kernel runs for it yet
+    failed = []
+
+    def fail_first_start(route):
+        if route.request.method == "POST" and not failed:
+            failed.append(route.request.url)
+            return route.fulfill(status=500, body='{"message": "the server was too slow"}')
+        return route.continue_()
+
+    page.route(re.compile(r".*/api/sessions.*"), fail_first_start)
+    try:
+        first = Notebook(page, base, "work/first_start.ipynb")  # waits for a named, idle kernel, answering dialogs
+    finally:
+        page.unroute(re.compile(r".*/api/sessions.*"))
+    assert failed and any(d.startswith("Select Kernel") for d in first.dialogs), first.dialogs
+    first.run_all()
+    first.wait_until_done()
+    assert first.outputs_text(first.cell("print(6 * 7)")).strip() == "42"
+
 def test_the_formgrader_of_make_lab_lists_every_lab(tmp_path, page):
     with jupyter_lab(lab_command(ROOT), ROOT, tmp_path / "jupyter.log", tmp_path / "settings") as base:
         page.goto(url_of(base, "/formgrader/manage_assignments"))
