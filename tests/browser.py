@@ -137,8 +137,9 @@ class Notebook:
         raise TimeoutError(f"no kernel was idle after {timeout_s} s (kernel: {name}); dialogs: {self.dialogs}")
 
     def run_all(self, attempts: int = 3) -> None:
-        """Run ▸ Run All Cells, then see the first cells start. A click that lands while JupyterLab is still settling
-        is lost (the notebook then sits idle, and would look done): click again, and say so if it never starts."""
+        """Run ▸ Run All Cells, then see the first cells start. A dialog JupyterLab opens after the kernel is ready
+        can still take the click (the notebook then sits idle, and would look done): answer it, click again, and say
+        so if the notebook never starts."""
         for _ in range(attempts):
             self.kernel_ready()
             self.page.locator(".lm-MenuBar-itemLabel", has_text=re.compile(r"^Run$")).click()

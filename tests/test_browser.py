@@ -121,6 +121,7 @@ def test_a_kernel_that_fails_to_start_is_chosen_in_the_dialog_jupyterlab_opens(s
     first.wait_until_done()
     assert first.outputs_text(first.cell("print(6 * 7)")).strip() == "42"
 
+
 def test_the_formgrader_of_make_lab_lists_every_lab(tmp_path, page):
     with jupyter_lab(lab_command(ROOT), ROOT, tmp_path / "jupyter.log", tmp_path / "settings") as base:
         page.goto(url_of(base, "/formgrader/manage_assignments"))

@@ -371,18 +371,18 @@ def test_no_two_runs_on_one_machine_hold_the_same_user():
 
 # -- resources: disk, memory, dead workers ---------------------------------------------------
 
-def _printed(feedback: str, pattern: str, near: str) -> re.Match:
-    found = re.search(pattern, feedback)
-    lines = re.findall(f"[^<>]*{near}[^<>]*", feedback)
-    assert found, f"{pattern!r} not in the feedback; its lines with {near!r}: {lines}"
+def _took(feedback: str, where: str) -> re.Match:
+    """The fill-disk submission's line for ``where``: how many MB it wrote, then the error that stopped it."""
+    found = re.search(rf"{where} took (\d+) MB, then ([^<\n]+)", feedback)
+    took = re.findall("[^<>]*took[^<>]*", feedback)
+    assert found, f"no '{where} took' line in the feedback; its 'took' lines: {took}"
     return found
 
 
 def test_a_submission_cannot_fill_the_disk(graded):
     """Each write stops with an error at its mount's size; which error the kernel names is not ours to fix."""
     feedback = graded.feedback(named("fill-disk").student)
-    tmp = _printed(feedback, r"/tmp took (\d+) MB, then ([^<\n]+)", "took")
-    home = _printed(feedback, r"home took (\d+) MB, then ([^<\n]+)", "took")
+    tmp, home = _took(feedback, "/tmp"), _took(feedback, "home")
     assert int(tmp.group(1)) <= LIMITS.tmp_bytes // MiB and int(home.group(1)) <= LIMITS.disk_bytes // MiB
     status = graded.rows[named("fill-disk").student].status
     assert "it filled /tmp" in status and "it filled its private folder" in status, status

@@ -60,24 +60,15 @@ def test_different_seeds_give_different_hidden_inputs(recordings):
     assert not torch.equal(first[0].value, second[0].value)
 
 
-def _sizes_drawn(exercise: str, seed) -> list[tuple] | None:
-    """The sizes ``seed`` chose for an exercise whose hidden cases are sizes and random generators alone (it asks for
-    an expectation over random draws, which by design does not depend on the draws); None for any other exercise."""
-    cases = SPEC.exercise(exercise).build_cases(seed)
-    if not all(isinstance(a, (int, torch.Generator)) for case in cases for a in case):
-        return None
-    return [tuple(a for a in case if isinstance(a, int)) for case in cases]
-
-
 @pytest.mark.parametrize("mine, theirs", [(0, 1), (1, 2), (2, 0)])
 def test_answers_from_another_seed_fail(recordings, mine, theirs):
-    """Answers copied from someone graded with another seed earn nothing on an exercise judged by value, unless it
-    asks for an expectation over random draws and both seeds drew the same sizes for it from the few the public
-    cases leave (``Inputs.choose``): then the expectations agree within the tolerance, as they should."""
+    """Answers copied from someone graded with another seed earn nothing on an exercise judged by value.
+
+    One exception is by design and does not arise here: ``composition_baseline`` asks for an expectation over random
+    draws, so two seeds that draw the same two shapes (``BASELINE_SHAPES``: once in 30) agree within its tolerance.
+    These seeds draw different ones; a new seed that failed on that exercise alone would have met it."""
     refs = SeedReferences(recordings[("reference", SEEDS[mine])], SEEDS[mine])
     stale = verdicts_for(SPEC, refs, recordings[("student", SEEDS[theirs])], None)
     judged_by_value = [v for v in stale if not SPEC.exercise(v.exercise).properties]
     passed = [v.exercise for v in judged_by_value if v.passed]
-    drawn = {name: (_sizes_drawn(name, SEEDS[mine]), _sizes_drawn(name, SEEDS[theirs])) for name in passed}
-    same_draw = [name for name, (a, b) in drawn.items() if a is not None and a == b]
-    assert judged_by_value and passed == same_draw, passed
+    assert judged_by_value and passed == [], passed

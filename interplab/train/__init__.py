@@ -26,11 +26,14 @@ def train_and_save(
     name: str,
     steps: int,
     train: Callable[[int, int], tuple[TransformerBridge, dict]],
-    probes: Callable[[TransformerBridge, int], dict] | None = None,
+    probe_table: Callable[[TransformerBridge, TransformerBridge, int], dict] | None = None,
+    build_model: Callable[[int], TransformerBridge] | None = None,
 ) -> tuple[dict, Path]:
     """What every training script's ``main`` does: read ``--out --steps --seed``, train on one thread
-    (bit-identical weights run to run on one machine, and no thrashing on a shared CPU), add the probe table, save
-    the model beside its ``training_log.json``. Returns the log and the folder, for the script to print its summary."""
+    (bit-identical weights run to run on one machine, and no thrashing on a shared CPU), save the model beside its
+    ``training_log.json``. Where the script has a ``probe_table``, the log holds it: the trained model read beside an
+    untrained one of the next seed (``build_model``), the baseline a probe must beat. Returns the log and the
+    folder, for the script to print its summary."""
     parser = argparse.ArgumentParser(description=doc.split("\n\n")[0])
     parser.add_argument("--out", type=Path, default=SHIPPED[name], help="output folder")
     parser.add_argument("--steps", type=int, default=steps)
@@ -38,8 +41,8 @@ def train_and_save(
     args = parser.parse_args(argv)
     torch.set_num_threads(1)
     model, log = train(args.steps, args.seed)
-    if probes is not None:
-        log["probes"] = probes(model, args.seed)
+    if probe_table is not None:
+        log["probes"] = probe_table(model, build_model(args.seed + 1).eval(), args.seed)
     save(model, args.out)
     (args.out / "training_log.json").write_text(json.dumps(log) + "\n")
     return log, args.out

@@ -163,8 +163,7 @@ def probe_table(trained: TransformerBridge, untrained: TransformerBridge, seed: 
 
 
 def main(argv: list[str] | None = None) -> None:
-    log, out = train_and_save(argv, __doc__, "grid-world", STEPS, train,
-                              lambda model, seed: probe_table(model, build_model(seed + 1).eval(), seed))
+    log, out = train_and_save(argv, __doc__, "grid-world", STEPS, train, probe_table, build_model)
     final = log["log"][-1]
     print(f"\n{log['steps']} steps in {log['wall_time_s']} s; held-out loss {final['held_out']:.4f} nats "
           f"(floor {final['floor']:.4f}), probability on illegal moves {final['illegal_mass']:.4f}")

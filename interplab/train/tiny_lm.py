@@ -159,8 +159,7 @@ def probe_table(trained: TransformerBridge, untrained: TransformerBridge, seed: 
 
 
 def main(argv: list[str] | None = None) -> None:
-    log, out = train_and_save(argv, __doc__, "tiny-lm", 1200, train,
-                              lambda model, seed: probe_table(model, build_model(seed + 1).eval(), seed))
+    log, out = train_and_save(argv, __doc__, "tiny-lm", 1200, train, probe_table, build_model)
     final, base = log["log"][-1], log["baselines"]
     print(f"\n{log['steps']} steps in {log['wall_time_s']} s; held-out loss {final['held_out']:.3f} nats "
           f"(uniform {base['uniform']:.3f}, unigram {base['unigram']:.3f})")
