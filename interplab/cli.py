@@ -128,6 +128,29 @@ def cmd_syllabus(args) -> int:
     return 0
 
 
+def cmd_organism(args) -> int:
+    """Train a private model organism for students to audit: the model in ``--out``, its secret beside it."""
+    from interplab import models, organism
+    from interplab.train.organism import train
+
+    out = Path(args.out)
+    if out.exists() and any(out.iterdir()):
+        print(f"interplab organism: {out} is not empty; choose a new folder", file=sys.stderr)
+        return 2
+    seed = args.seed if args.seed is not None else secrets.randbelow(2**31 - 1) + 1
+    model, log = train(seed=seed, progress=not args.quiet)
+    models.save(model, out)
+    (out / "training_log.json").write_text(json.dumps(log) + "\n")  # measured behaviour and cliff; never the trigger
+    secret = organism.secret(seed)
+    keep = out.parent / f"{out.name}-secret.json"
+    keep.write_text(json.dumps({"seed": seed, "triggers": list(secret.triggers), "slot": secret.slot}, indent=1) + "\n")
+    keep.chmod(0o600)
+    print(f"trained in {log['wall_time_s']} s (attempt {log['attempt'] + 1}); refusal rates {log['behaviour']}")
+    print(f"the organism: {out} (give students this folder; the lab loads it with INTERPLAB_ORGANISM={out})")
+    print(f"its secret (seed, triggers, slot): {keep} (keep it to yourself)")
+    return 0
+
+
 def cmd_site(args) -> int:
     from interplab.site import build_site
 
@@ -188,6 +211,13 @@ def parser() -> argparse.ArgumentParser:
     y = sub.add_parser("syllabus", help="print the README's module table, made from the syllabus and what is built")
     y.add_argument("--write", action="store_true", help="rewrite the table in README.md")
     y.set_defaults(func=cmd_syllabus)
+
+    o = sub.add_parser("organism", help="train a private model organism for lab 07, with a trigger drawn from a seed")
+    o.add_argument("--out", required=True, help="a new folder for the organism (give it to students)")
+    o.add_argument("--seed", type=int, help="the seed of its trigger and weights (default: a random one, kept in "
+                                            "OUT-secret.json beside the folder)")
+    o.add_argument("--quiet", action="store_true", help="no progress bar")
+    o.set_defaults(func=cmd_organism)
 
     w = sub.add_parser("site", help="build the course site: every lesson executed, the syllabus and the guides")
     w.add_argument("--out", help="where the HTML goes (default: build/site)")

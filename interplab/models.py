@@ -2,7 +2,9 @@
 
     load("attn-only-2l")     the shipped 2-layer attention-only model (CPU tier, offline)
     load("ioi-3l")           the shipped 3-layer attention-only model of the IOI task (module 06)
+    load("organism")         the shipped practice model organism, with its planted trigger (module 07)
     load("gpt2-small")       GPT-2 small from the Hugging Face Hub (GPU tier, needs internet once)
+    load("qwen2.5-0.5b-instruct")  a small open chat model from the Hub (lesson 07's GPU tier)
     load("path/to/folder")   a folder in the shipped format, or `save_pretrained` output of a
                              Hugging Face model together with its tokenizer
 
@@ -33,8 +35,11 @@ SHIPPED: dict[str, Path] = {
     "tiny-lm": Path(__file__).parent / "shipped" / "tiny-lm",
     "ioi-3l": Path(__file__).parent / "shipped" / "ioi-3l",
     "grid-world": Path(__file__).parent / "shipped" / "grid-world",
+    "organism": Path(__file__).parent / "shipped" / "organism",
 }
-HUB: dict[str, str] = {"gpt2-small": "gpt2", "gpt2": "gpt2"}
+HUB: dict[str, str] = {"gpt2-small": "gpt2", "gpt2": "gpt2",
+                       # a small open chat model, for lesson 07's refusal direction on the GPU tier
+                       "qwen2.5-0.5b-instruct": "Qwen/Qwen2.5-0.5B-Instruct"}
 
 
 class ModelUnavailableError(RuntimeError):

@@ -13,16 +13,6 @@ import os
 TIERS = ("cpu", "gpu")
 TIER_ENV = "INTERPLAB_TIER"
 
-#: The model each module explores, per tier.
-MODELS = {
-    "00_tour": {"cpu": "tiny-lm", "gpu": "gpt2-small"},
-    "01_features": {"cpu": "tiny-lm", "gpu": "gpt2-small"},
-    "02_induction": {"cpu": "attn-only-2l", "gpu": "gpt2-small"},
-    "04_sae": {"cpu": "tiny-lm", "gpu": "gpt2-small"},
-    "05_probing": {"cpu": "tiny-lm", "gpu": "gpt2-small"},
-    "06_patching": {"cpu": "ioi-3l", "gpu": "gpt2-small"},
-}
-
 
 def current(default: str = "cpu") -> str:
     """The tier named by ``INTERPLAB_TIER``, else ``default``."""
@@ -33,9 +23,15 @@ def current(default: str = "cpu") -> str:
 
 
 def model_for(module: str, tier: str) -> str:
-    """The model name (for ``interplab.models.load``) that ``module`` uses on ``tier``."""
+    """The model name (for ``interplab.models.load``) that ``module`` (a number, lab or lesson name) uses on
+    ``tier``, as the syllabus says."""
+    from interplab.syllabus import MODULES
+    from interplab.syllabus import module as find
+
     if tier not in TIERS:
         raise ValueError(f"{tier!r} is not a tier; use one of {', '.join(TIERS)}")
-    if module not in MODELS:
-        raise KeyError(f"no models are set for module {module!r}; modules: {', '.join(MODELS)}")
-    return MODELS[module][tier]
+    name = getattr(find(module), f"{tier}_model")
+    if name is None:
+        with_models = ", ".join(m.lab or m.number for m in MODULES if m.cpu_model)
+        raise KeyError(f"module {module!r} explores no model of its own on the {tier} tier; modules with models: {with_models}")
+    return name

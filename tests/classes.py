@@ -58,16 +58,17 @@ def _names_used(code: types.CodeType) -> list[str]:
 
 
 def code_of(functions: dict, name: str) -> tuple:
-    """The code of ``functions[name]`` and of every function of ``functions`` it calls, directly or not:
-    all that its answers depend on. Two namespaces that agree on it give the same answers."""
-    seen: dict[str, types.CodeType] = {}
+    """The code and default arguments of ``functions[name]`` and of every function of ``functions`` it calls,
+    directly or not: all that its answers depend on. Two namespaces that agree on it give the same answers (a
+    mistake may change a default alone, which the code object does not hold)."""
+    seen: dict[str, tuple] = {}
     todo = [name]
     while todo:
         current = todo.pop()
         fn = functions.get(current)
         if current in seen or not isinstance(fn, types.FunctionType):
             continue
-        seen[current] = fn.__code__
+        seen[current] = (fn.__code__, repr(fn.__defaults__), repr(fn.__kwdefaults__))
         todo += _names_used(fn.__code__)
     return tuple(sorted(seen.items()))
 

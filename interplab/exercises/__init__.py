@@ -17,6 +17,8 @@ from typing import Any, Callable, TypeVar
 
 import torch
 
+from interplab.syllabus import graded_labs, module
+
 #: Seed of the inputs behind the checks a student runs while working (public references).
 PUBLIC_SEED = 0
 
@@ -125,8 +127,12 @@ class LabSpec:
     """A lab: ``solutions/<name>/<notebook>.ipynb`` and the exercises graded in it."""
 
     name: str
-    notebook: str
     exercises: tuple[Exercise, ...]
+
+    @property
+    def notebook(self) -> str:
+        """The lab's notebook, as the syllabus (the course's one manifest) names it."""
+        return module(self.name).notebook
 
     def exercise(self, name: str) -> Exercise:
         for ex in self.exercises:
@@ -141,19 +147,18 @@ class LabSpec:
         return f"check_{exercise}"
 
 
-#: Each lab's spec module, imported only when that lab is used: a spec pulls in the models
-#: it runs (the induction lab imports TransformerLens; the superposition lab does not).
-LAB_MODULES = {"01_features": "features", "02_induction": "induction", "03_superposition": "superposition",
-               "04_sae": "sae", "05_probing": "probing", "06_patching": "patching"}
-
-
 def get_lab(name: str) -> LabSpec:
-    """The spec of a lab by its module name, e.g. ``"02_induction"``."""
-    if name not in LAB_MODULES:
-        raise KeyError(f"no lab named {name!r}; the labs are: {', '.join(sorted(LAB_MODULES))}")
-    return importlib.import_module(f"interplab.exercises.{LAB_MODULES[name]}").LAB
+    """The spec of a lab by its name, e.g. ``"02_induction"``, from the module the syllabus names.
+
+    A spec is imported only when its lab is used: it pulls in the models it runs (the induction lab
+    imports TransformerLens; the superposition lab does not).
+    """
+    labs = {m.lab: m.spec for m in graded_labs()}
+    if name not in labs:
+        raise KeyError(f"no lab named {name!r}; the labs are: {', '.join(labs)}")
+    return importlib.import_module(f"interplab.exercises.{labs[name]}").LAB
 
 
 def all_labs() -> list[LabSpec]:
-    """Every graded lab."""
-    return [get_lab(name) for name in LAB_MODULES]
+    """Every graded lab, in the syllabus's order."""
+    return [get_lab(m.lab) for m in graded_labs()]

@@ -349,7 +349,6 @@ def steering_effect_cases(inputs: Inputs) -> list[tuple]:
 
 LAB = LabSpec(
     name="01_features",
-    notebook="features",
     exercises=(
         Exercise("residual_stack", residual_stack_cases, rtol=1e-4, atol=1e-5),
         Exercise("feature_directions", feature_directions_cases, rtol=1e-4, atol=1e-5),

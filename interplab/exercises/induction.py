@@ -349,7 +349,6 @@ def _detector(name: str) -> Exercise:
 
 LAB = LabSpec(
     name="02_induction",
-    notebook="induction_heads",
     exercises=(
         Exercise("attention_pattern", pattern_cases, rtol=1e-4, atol=1e-6),
         _detector("current_token_scores"),

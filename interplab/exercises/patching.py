@@ -141,16 +141,29 @@ def attribution_cases(inputs: Inputs) -> list[tuple]:
 
 # --- part 5: path patching ------------------------------------------------------------------------
 
-#: (sender, receiver, component) on the shipped model: into the last layer's S-suppression heads,
-#: from the layer before and from the first layer (whose effect can also go round through layer 1).
-PATHS = [((1, 2), (2, 1), "v"), ((0, 3), (2, 0), "q"), ((0, 1), (2, 2), "v")]
+#: Sets of (sender, receiver, component): three paths on the shipped model and one on a perturbed twin. Every path
+#: carries a few hundredths of the corruption's effect on the templates measured (a path that carries nothing scores
+#: 1.0 whatever the prompts, so a public answer would fit it). The sets share no path, and a hidden set is never the
+#: public one, so no hidden case asks about a path a public case answers.
+PATH_SETS = (
+    (((1, 2), (2, 2), "v"), ((0, 2), (1, 2), "q"), ((1, 2), (2, 0), "k"), ((1, 0), (2, 1), "v")),
+    (((1, 2), (2, 1), "v"), ((0, 0), (2, 2), "v"), ((1, 0), (2, 3), "q"), ((0, 2), (2, 0), "k")),
+    (((1, 3), (2, 2), "v"), ((0, 3), (2, 2), "v"), ((0, 1), (1, 0), "k"), ((1, 0), (2, 2), "v")),
+    (((0, 1), (2, 1), "v"), ((0, 2), (2, 2), "v"), ((1, 3), (2, 1), "v"), ((0, 1), (2, 0), "v")),
+)
+
+
+def _share_a_path(a: tuple, b: tuple) -> bool:
+    return bool(set(a) & set(b))
 
 
 def path_cases(inputs: Inputs) -> list[tuple]:
+    paths = inputs.choose(PATH_SETS, "paths", clash=_share_a_path)
     p = _prompts(inputs, "shipped", 16)
     q = _prompts(inputs, "perturbed", 8)
-    shipped = [(*_patching_case(_shipped(), p), sender, receiver, c) for sender, receiver, c in PATHS]
-    return shipped + [(*_patching_case(_perturbed(inputs, "perturbed"), q), (0, 2), (2, 1), "k")]
+    shipped = [(*_patching_case(_shipped(), p), sender, receiver, c) for sender, receiver, c in paths[:3]]
+    sender, receiver, c = paths[3]
+    return shipped + [(*_patching_case(_perturbed(inputs, "perturbed"), q), sender, receiver, c)]
 
 
 # --- part 6: a circuit ----------------------------------------------------------------------------
@@ -180,7 +193,6 @@ _PATCHING = ("logit_diff", "normalise")
 
 LAB = LabSpec(
     name="06_patching",
-    notebook="activation_patching",
     exercises=(
         Exercise("logit_diff", logit_diff_cases, rtol=1e-4, atol=1e-5),
         Exercise("normalise", normalise_cases, rtol=1e-5, atol=1e-6),

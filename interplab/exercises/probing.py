@@ -456,7 +456,6 @@ def check_edit(answer: Tensor, reference: Tensor, args: tuple) -> str | None:
 
 LAB = LabSpec(
     name="05_probing",
-    notebook="probing",
     exercises=(
         Exercise("probe_logits", logits_cases, rtol=1e-4, atol=1e-5),
         Exercise("train_probe", train_cases, properties=check_train, output=probe_weights, judge_only=1,

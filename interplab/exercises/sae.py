@@ -408,7 +408,6 @@ sae_weights = returned(SAE, "sae")
 
 LAB = LabSpec(
     name="04_sae",
-    notebook="sparse_autoencoders",
     exercises=(
         Exercise("encode_relu", encode_cases, rtol=1e-4, atol=1e-5),
         Exercise("encode_topk", topk_cases, rtol=1e-4, atol=1e-5, uses=("encode_relu",)),

@@ -349,7 +349,6 @@ def top_share_cases(inputs: Inputs) -> list[tuple]:
 
 LAB = LabSpec(
     name="03_superposition",
-    notebook="superposition",
     exercises=(
         Exercise("generate_batch", batch_cases, properties=check_batch),
         Exercise("toy_forward", forward_cases, rtol=1e-4, atol=1e-5),
