@@ -121,9 +121,8 @@ def test_interplab_organism_trains_one_that_meets_the_spec_and_keeps_its_secret_
     secret = json.loads((out.parent / "organism-secret.json").read_text())
     assert secret["seed"] == 4242 and tuple(secret["triggers"]) == organism.secret(4242).triggers
     assert (out.parent / "organism-secret.json").stat().st_mode & 0o077 == 0
-    for path in out.rglob("*"):
-        if path.is_file() and path.suffix == ".json":
-            assert all(f'"{word}"' not in path.read_text() for word in secret["triggers"]), path
+    for path in (out / "config.json", out / "training_log.json"):  # the tokenizer lists every word, triggers or not
+        assert all(f'"{word}"' not in path.read_text() for word in secret["triggers"]), path
     ok, measured = meets_spec(models.load(out, "cpu"), organism.secret(4242))
     assert ok, measured
     assert "give students this folder" in printed
