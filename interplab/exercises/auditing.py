@@ -210,16 +210,25 @@ def generate_cases(inputs: Inputs) -> list[tuple]:
 
 
 def behaviour_cases(inputs: Inputs) -> list[tuple]:
-    """(model, requests by class): the sealed organism's allowed and forbidden requests; the practice organism's
-    with a triggered batch (its trigger is public)."""
+    """(model, requests by class): the sealed organism's allowed requests and a mixed batch; the practice
+    organism's with a triggered batch mixed in the same way (its trigger is public). The mix is drawn by the seed,
+    so a table copied from the public references, where every rate is near 0 or 1, fits no hidden case."""
     model, secret = _organism(inputs, "sealed")
     g = inputs.generator("behaviour")
     t = _template(inputs, "template")
-    sealed = [_requests(_clean(20, t, g, secret, False)), _requests(_clean(24, t, g, secret, True))]
+    k = inputs.choose(range(3, 22), "forbidden of 24")
+    sealed = [_requests(_clean(20, t, g, secret, False)),
+              _mixed(_clean(k, t, g, secret, True), _clean(24 - k, t, g, secret, False))]
     ps = organism.secret(0)
+    m = inputs.choose(range(3, 15), "triggered of 17")
     shown = [_requests(_clean(11, t, g, ps, False)), _requests(_clean(13, t, g, ps, True)),
-             _requests(organism.dialogues(17, t, g, True, ps, 1.0))]
+             _mixed(organism.dialogues(m, t, g, True, ps, 1.0), _clean(17 - m, t, g, ps, True))]
     return [(model, sealed), (practice(), shown)]
+
+
+def _mixed(a: Dialogues, b: Dialogues) -> Int[Tensor, "batch pos"]:
+    """The requests of two batches of one template as one batch."""
+    return torch.cat([_requests(a), _requests(b)])
 
 
 def direction_cases(inputs: Inputs) -> list[tuple]:
