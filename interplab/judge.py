@@ -15,6 +15,7 @@ feedback must not hand a student the hidden answers for a second attempt.
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from typing import Callable
 
@@ -144,8 +145,12 @@ def _diagnose_shape(ex: Exercise, got: torch.Tensor, want: torch.Tensor) -> str:
     return message
 
 
-def _diagnose_values(ex: Exercise, got: torch.Tensor, want: torch.Tensor, show_values: bool = True) -> str:
-    """Say what is off about a wrong numeric answer, most specific reason first, and where it is off."""
+def _diagnose_values(ex: Exercise, got: torch.Tensor, want: torch.Tensor, show_values: bool = True,
+                     sizes: Callable[[], list[tuple[str, int]]] = list) -> str:
+    """Say what is off about a wrong numeric answer, most specific reason first, and where it is off.
+
+    ``sizes`` lists the sizes of the case's inputs (built only when needed), so that a whole-number factor
+    can be named for what it is: the batch size of a sum where a mean belongs, say."""
     if tuple(got.shape) != tuple(want.shape):
         return _diagnose_shape(ex, got, want)
     bad_numbers = _nonfinite(got)
@@ -156,15 +161,21 @@ def _diagnose_values(ex: Exercise, got: torch.Tensor, want: torch.Tensor, show_v
         return (f"your answer contains {kinds}" + (f" at {where}" if where else "")
                 + " (a log or division of 0, a softmax over a row masked entirely?)")
     g, w = got.to(torch.float64), want.to(torch.float64)
+    ratio = (g / w)[w.abs() > 1e-6]
+    constant = ratio.numel() > 0 and bool(torch.isfinite(ratio).all()) and float(ratio.std(correction=0)) < 1e-3 * float(ratio.abs().mean())
+    factor = float(ratio.mean()) if constant else 1.0
+    whole = _whole_factor(factor) if abs(factor - 1) > 1e-3 else None
     if got.ndim == 0:
+        if whole is not None:
+            return _factor_message(f"your value {_fmt(float(g))}", whole, float(w), sizes, show_values)
         expected = f", expected {_fmt(float(w))}" if show_values else ""
         direction = "too large" if float(g) > float(w) else "too small"
         return f"your value {_fmt(float(g))} is {direction}{expected}"
-    ratio = (g / w)[w.abs() > 1e-6]
-    factor = float(ratio.mean()) if ratio.numel() > 1 and torch.isfinite(ratio).all() else 1.0
-    if abs(factor - 1) > 1e-3 and float(ratio.std()) < 1e-3 * abs(factor):
-        return (f"off by a constant factor of {factor:.4g} everywhere: check a mean "
-                "against a sum, or a normalisation")
+    if whole is not None:
+        return _factor_message("your answer", whole, None, sizes, show_values, " everywhere")
+    if ratio.numel() > 1 and abs(factor - 1) > 1e-3:
+        return ("off by a constant factor" + (f" of {factor:.4g}" if show_values else "")
+                + " everywhere: check a mean against a sum, or a normalisation")
     diff = g - w
     tol = ex.atol + ex.rtol * w.abs()
     if float(diff.abs().mean()) > 0 and float((diff - diff.mean()).abs().max()) <= float(tol.min()):
@@ -182,6 +193,49 @@ def _diagnose_values(ex: Exercise, got: torch.Tensor, want: torch.Tensor, show_v
     tendency = " (all too large)" if bool((sign > 0).all()) else " (all too small)" if bool((sign < 0).all()) else ""
     return (f"wrong at {_where(wrong)}{tendency}; {_examples(got, want, wrong, show_values)}; "
             f"largest gap {relative_error(got, want):.2%} of the reference's scale")
+
+
+def _whole_factor(factor: float) -> int | None:
+    """``n`` when ``factor`` is (within 0.1%) a whole number n ≥ 2, ``-n`` when it is 1/n: the signature of a sum
+    for a mean (or the reverse) over an axis of n entries."""
+    for n, sign in ((factor, 1), (1 / factor if factor else 0.0, -1)):
+        if n >= 1.5 and abs(n - round(n)) < 1e-3 * n:
+            return sign * round(n)
+    return None
+
+
+def _factor_message(what: str, whole: int, expected: float | None, sizes: Callable[[], list[tuple[str, int]]],
+                    show_values: bool, where: str = "") -> str:
+    """'your value 47.8 is 8× the expected 5.975: 8 is the size of axis 0 of input 0 (a sum where a mean belongs?)'.
+
+    For hidden inputs the factor is left out, since it would give the expected value away; what it equals (a size
+    of the grader's inputs, which the student never sees) is still said."""
+    n = abs(whole)
+    if show_values:
+        times = f"{n}× the expected" if whole > 0 else f"1/{n} of the expected"
+        shown = f"{what} is {times}" + (f" {_fmt(expected)}" if expected is not None else "") + where
+    else:
+        shown = f"{what} is {'larger' if whole > 0 else 'smaller'} than expected by a whole factor{where}"
+    matches = [name for name, size in sizes() if size == n]
+    if not matches:
+        return f"{shown}: check a mean against a sum, or a normalisation"
+    why = "a sum where a mean belongs" if whole > 0 else "a mean where a sum belongs"
+    equals = f"{n} is the size of" if show_values else "the size of"
+    return f"{shown}: {equals} {matches[0]} ({why}?)"
+
+
+def input_sizes(args: tuple) -> list[tuple[str, int]]:
+    """('axis 1 of input 0', 8) for every axis of every tensor among a case's inputs, and ('input 2', n) for a
+    whole number among them, in order."""
+    sizes = []
+    for i, arg in enumerate(args):
+        if isinstance(arg, torch.Tensor):
+            sizes += [(f"axis {axis} of input {i} (shape {tuple(arg.shape)})", size) for axis, size in enumerate(arg.shape)]
+        elif isinstance(arg, int) and not isinstance(arg, bool):
+            sizes.append((f"input {i}", arg))
+        elif isinstance(arg, (list, tuple)):
+            sizes.append((f"the length of input {i}", len(arg)))
+    return sizes
 
 
 def _same_nonfinite(a: torch.Tensor, b: torch.Tensor) -> bool:
@@ -263,10 +317,11 @@ def judge(
                        "(did an earlier cell fail, or the kernel stop?)")
     if len(answer) != len(reference):
         return Verdict(ex.name, 0.0, f"recorded {len(answer)} cases where the grader ran {len(reference)}")
+    case_inputs = functools.cache(case_inputs) if case_inputs is not None else None  # built once, if at all
     args = case_inputs() if ex.properties is not None else None
     reasons: dict[str, list[int]] = {}  # each distinct reason, and the cases it was given for
     for i, (got, want) in enumerate(zip(answer, reference)):
-        reason = _case_reason(ex, i, got, want, mistakes, args, show_values)
+        reason = _case_reason(ex, i, got, want, mistakes, args, show_values, _lazy_sizes(case_inputs, i))
         if reason is not None:
             reasons.setdefault(reason, []).append(i)
     n = len(reference)
@@ -287,7 +342,7 @@ def _cases(indices: list[int]) -> str:
 
 def _case_reason(
     ex: Exercise, i: int, got: Case, want: Case, mistakes: list[Mistake], args: list[tuple] | None,
-    show_values: bool = True,
+    show_values: bool = True, sizes: Callable[[], list[tuple[str, int]]] = list,
 ) -> str | None:
     """None when case ``i`` is right, else what is wrong with it."""
     if want.value is None:
@@ -301,4 +356,16 @@ def _case_reason(
     for mistake in mistakes:
         if i < len(mistake.cases) and matches_mistake(ex, got, mistake.cases[i]):
             return mistake.message
-    return _diagnose_values(ex, got.value, want.value, show_values)
+    return _diagnose_values(ex, got.value, want.value, show_values, sizes)
+
+
+def _lazy_sizes(case_inputs: Callable[[], list[tuple]] | None, i: int) -> Callable[[], list[tuple[str, int]]]:
+    """The sizes of case ``i``'s inputs, rebuilt only if a message needs them (and none if they cannot be)."""
+    def sizes() -> list[tuple[str, int]]:
+        if case_inputs is None:
+            return []
+        try:
+            return input_sizes(case_inputs()[i])
+        except Exception:  # noqa: BLE001 - a message without the size is still a message
+            return []
+    return sizes

@@ -795,8 +795,8 @@ CORPUS: list[Hostile] = [
     Hostile("swallow-interrupt", swallow_interrupt, up_to("ov_top1_accuracy"), "limit and was stopped",
             "no answer was recorded", what="ignores SIGINT and swallows KeyboardInterrupt"),
     Hostile("infinite-loop", infinite_loop, full(), what="a cell that never returns (while True: sleep)"),
-    Hostile("redefine-helpers", redefine_helpers, full_except("prev_token_scores"), "constant factor of 1.01",
-            "constant factor of 1.01", what="assert_close, allclose, equal, answers.close, judge.judge all say yes; "
+    Hostile("redefine-helpers", redefine_helpers, full_except("prev_token_scores"), "off by a constant factor everywhere",
+            "off by a constant factor everywhere", what="assert_close, allclose, equal, answers.close, judge.judge all say yes; "
             "tolerances in lab.spec and the registry set to 1e9; one answer 1% off"),
     Hostile("lab-methods", lab_methods, zero(), "no answer was recorded", "no answer was recorded",
             what="Lab.check and Lab.record replaced by prints"),

@@ -55,7 +55,8 @@ def test_each_wrong_case_costs_its_share_and_says_why():
         (Case(None, "NotImplementedError: "), "not done yet"),
         (Case(None, "IndexError: out of range (line 3)"), "raised IndexError"),
         (Case(torch.full((2, 3), float("nan"))), "NaN"),
-        (Case(REFERENCE[0].value * 6), "constant factor of 6"),
+        (Case(REFERENCE[0].value * 6), "your answer is 6× the expected everywhere"),
+        (Case(REFERENCE[0].value * 1.7), "off by a constant factor of 1.7 everywhere"),
         (Case(REFERENCE[0].value + 0.3), "off by a constant +0.3 everywhere"),
         (Case(REFERENCE[0].value + torch.tensor([[0.0, 0.0, 0.3], [0.0, 0.0, 0.0]])), "wrong at 1 of 6 entries (all too large); e.g. [0, 2] is 0.6 (expected 0.3)"),
     ],
@@ -125,7 +126,7 @@ def hint(answers: list[Case], reference: list[Case] = FOUR, **kwargs) -> str:
 def test_the_message_says_which_cases_are_wrong():
     message = hint([FOUR[0], Case(FOUR[1].value * 2), FOUR[2], Case(FOUR[3].value.flip(0))])
     assert message.startswith("2 of 4 cases correct, wrong on cases 1, 3: ")
-    assert "case 1: off by a constant factor of 2" in message and "case 3: the right values in another order" in message
+    assert "case 1: your answer is 2× the expected everywhere" in message and "case 3: the right values in another order" in message
 
 
 def test_the_message_points_at_the_wrong_entries_and_their_pattern():
@@ -155,7 +156,7 @@ def test_the_message_names_the_shape_of_the_error():
     assert "off by a constant +0.5 everywhere" in hint([Case(MATRIX + 0.5), *FOUR[1:]])
     rows = MATRIX + torch.tensor([[1.0], [-2.0], [3.0]])
     assert "each slice along the last axis is off by its own constant" in hint([Case(rows), *FOUR[1:]])
-    assert "your value 0.5 is too large, expected 0.25" in hint([*FOUR[:2], Case(torch.tensor(0.5)), FOUR[3]])
+    assert "your value 0.3 is too large, expected 0.25" in hint([*FOUR[:2], Case(torch.tensor(0.3)), FOUR[3]])
     square = torch.randn(4, 4, generator=torch.Generator().manual_seed(1))
     assert "the right numbers, transposed" in hint([Case(square.T)], [Case(square)])
 
@@ -177,10 +178,33 @@ def test_hidden_feedback_does_not_quote_the_reference():
     """The grader's feedback on hidden inputs says where an answer is wrong, never what the right number is."""
     off = MATRIX.clone()
     off[2, 1] = 100.0
-    answers = [Case(off), FOUR[1], Case(torch.tensor(0.5)), FOUR[3]]
+    answers = [Case(off), FOUR[1], Case(torch.tensor(0.3)), FOUR[3]]
     shown, hidden = hint(answers), hint(answers, show_values=False)
     assert "(expected 10)" in shown and "expected 0.25" in shown
-    assert "expected" not in hidden and "[2, 1] is 100" in hidden and "your value 0.5 is too large" in hidden
+    assert "expected" not in hidden and "[2, 1] is 100" in hidden and "your value 0.3 is too large" in hidden
+
+
+def test_a_whole_factor_is_named_for_the_input_size_it_equals():
+    """A batch summed instead of averaged: the message says 8×, and that 8 is the batch's size."""
+    inputs = [(torch.zeros(8, 5), 3)]
+    summed = judge(EX, [Case(torch.tensor(47.8))], [Case(torch.tensor(5.975))], case_inputs=lambda: inputs).message
+    assert "your value 47.8 is 8× the expected 5.975: 8 is the size of axis 0 of input 0 (shape (8, 5))" in summed
+    assert "a sum where a mean belongs?" in summed
+    averaged = judge(EX, [Case(torch.tensor(2.0))], [Case(torch.tensor(6.0))], case_inputs=lambda: inputs).message
+    assert "1/3 of the expected 6: 3 is the size of input 1 (a mean where a sum belongs?)" in averaged
+    no_size = judge(EX, [Case(torch.tensor(14.0))], [Case(torch.tensor(2.0))], case_inputs=lambda: inputs).message
+    assert "7× the expected 2: check a mean against a sum" in no_size
+
+
+def test_hidden_feedback_names_what_a_factor_equals_never_the_factor():
+    """Hidden inputs: the factor would give the expected value away; the size it equals (of inputs the student
+    never sees) does not."""
+    inputs = [(torch.zeros(8, 5),), (torch.zeros(2, 2),)]
+    message = judge(EX, [Case(torch.tensor(47.8)), Case(MATRIX * 2.5)], [Case(torch.tensor(5.975)), Case(MATRIX)],
+                    case_inputs=lambda: inputs, show_values=False).message
+    assert "your value 47.8 is larger than expected by a whole factor: the size of axis 0 of input 0" in message
+    assert "off by a constant factor everywhere" in message
+    assert "8×" not in message and "5.975" not in message and "2.5" not in message
 
 
 # --- what a failed check shows in a notebook ------------------------------------------------------

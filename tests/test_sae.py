@@ -291,7 +291,7 @@ def test_mistakes_without_a_mutant_still_get_a_pointed_hint():
     """The judge's own diagnoses, on this lab's public cases: a count for a fraction is a constant factor, and
     logits for log-probabilities are off by one constant per row (the log-normaliser)."""
     count = lambda z: (z > 0).float().sum(dim=0)  # noqa: E731
-    assert "off by a constant factor of 30" in check_publicly("fire_frequencies", count)
+    assert "30× the expected everywhere" in check_publicly("fire_frequencies", count)
 
     def steer_logits(model, tokens, hook_name, direction, coeff):
         hook = lambda a, hook: torch.cat([a[:, :1], a[:, 1:] + coeff * direction], dim=1)  # noqa: E731
