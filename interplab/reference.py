@@ -53,7 +53,7 @@ class References:
         if not meta_path.is_file():
             raise MissingReferences(
                 f"no references for lab {lab} in {Path(root)}: make them with "
-                f"`interplab references` (see the README, 'Grading a class')"
+                f"`interplab references` (see docs/instructors.md, the instructor's guide)"
             )
         meta = json.loads(meta_path.read_text())
         if meta.get("lab") != lab:
