@@ -138,12 +138,33 @@ def export(folder: Path) -> list[dict]:
         start = time.perf_counter()
         graph = attribution_graph(model, transcoders, tokens, target)
         ours.append(dict(graph=graph, logits=logits, seconds=time.perf_counter() - start, prompt=prompt,
-                         target_str=model.to_string(target)))
+                         target_str=model.to_string(target), positional=_positional_part(model, transcoders, graph)))
         cases.append(dict(tokens=tokens.tolist(), target=target))
     torch.save(dict(cfg=ht_cfg, state={k: v.detach().clone() for k, v in state.items()}, cases=cases,
                     transcoders=[dict(W_enc=t.W_enc, b_enc=t.b_enc, W_dec=t.W_dec, b_dec=t.b_dec, k=t.k)
                                  for t in transcoders]), folder / "model.pt")
     return ours
+
+
+def _positional_part(model: object, transcoders: list, graph: object) -> torch.Tensor:
+    """``[node, pos]``: the part of each embedding edge that comes from the positional embedding ``W_pos[pos]``
+    (the gradient of the node's pre-activation or logit times ``W_pos[pos]``), to test whether circuit-tracer's
+    token nodes are the token embedding alone."""
+    from interplab.attribution import LocalReplacement
+
+    replacement = LocalReplacement(model, transcoders, graph.tokens)
+    emb = replacement.embedding.clone().requires_grad_()
+    pres: dict[int, torch.Tensor] = {}
+    with torch.enable_grad():
+        logits = replacement.forward(embedding=emb, record=lambda layer, pre: pres.__setitem__(layer, pre))
+        part = torch.zeros(len(graph.nodes), len(graph.tokens))
+        for row, node in enumerate(graph.nodes):
+            if node.kind not in ("feature", "logit"):
+                continue
+            output = logits[-1, graph.target] if node.kind == "logit" else pres[node.layer][node.pos, node.feature]
+            (grad,) = torch.autograd.grad(output, emb, retain_graph=True)
+            part[row] = (grad * model.W_pos[: len(graph.tokens)]).sum(-1).detach()
+    return part
 
 
 def compare(ours: dict, theirs: dict, n_layers: int) -> None:
@@ -177,11 +198,26 @@ def compare(ours: dict, theirs: dict, n_layers: int) -> None:
     a_theirs = theirs["adjacency"][theirs_rows][:, theirs_rows]
     not_logit = torch.ones(len(shared), dtype=torch.bool)
     not_logit[-1] = False
+    at_bos = torch.tensor([keys[i][2] == 0 and keys[i][0] != "logit" for i in shared])
+    embedding = torch.tensor([keys[i][0] == "embedding" for i in shared]) & ~at_bos
     scale = a_ours.abs().max()
     for name, rows in (("feature rows", not_logit), ("logit row", ~not_logit)):
-        diff = (a_ours[rows] - a_theirs[rows]).abs()
-        print(f"  adjacency, {name}: max |difference| {diff.max():.3e} (largest entry {scale:.3f}); "
-              f"{int((diff > 1e-4 * scale).sum())} of {diff.numel()} entries differ by more than 1e-4 of it")
+        for where, cols in (("sources at BOS", at_bos), ("token embeddings", embedding),
+                            ("features and errors", ~at_bos & ~embedding)):
+            diff = (a_ours[rows][:, cols] - a_theirs[rows][:, cols]).abs()
+            rel = diff.max() / a_ours[rows][:, cols].abs().max().clamp_min(1e-12)
+            print(f"  adjacency, {name}, {where}: max |difference| {diff.max():.3e} ({rel:.1e} of the largest "
+                  f"such entry); {int((diff > 1e-4 * scale).sum())} of {diff.numel()} differ by > 1e-4 x {scale:.2f}")
+    columns = [keys[i][2] for i in shared]
+    token_only = a_ours - ours["positional"][shared][:, columns] * embedding[None, :]
+    rest = ~at_bos[:, None] & embedding[None, :]
+    print(f"  token-embedding edges less their positional part (W_pos): max |difference| from circuit-tracer's "
+          f"{(token_only - a_theirs)[rest.expand_as(a_ours)].abs().max():.3e}")
+    diff = (a_ours - a_theirs).abs()
+    for flat in diff.flatten().argsort(descending=True)[:3].tolist():
+        t, src = divmod(flat, len(shared))
+        print(f"    largest: target {keys[shared[t]]} <- source {keys[shared[src]]}: course "
+              f"{a_ours[t, src]:+.3f}, circuit-tracer {a_theirs[t, src]:+.3f}")
     ours_influence = influence(graph.adjacency, len(graph.nodes) - 1)[shared]
     theirs_influence = theirs["influence"][theirs_rows]
     feature_mask = torch.tensor([keys[i][0] == "feature" for i in shared])

@@ -25,7 +25,7 @@ def interplab(*args: str, cwd: Path = ROOT) -> subprocess.CompletedProcess:
 
 def test_the_readme_module_table_is_the_syllabus_and_what_is_built():
     assert with_table(README, readme_table(ROOT)) == README, "run `interplab syllabus --write` to update the README"
-    assert [m.number for m in MODULES] == [f"{i:02d}" for i in range(8)]
+    assert [m.number for m in MODULES] == [f"{i:02d}" for i in range(9)]
     assert "| 00 | Tour | [lesson](lessons/00_tour.ipynb) ([Colab](" in README
     for m in MODULES:
         assert (f"[lesson]({m.lesson})" in README) == m.built(ROOT), m.number
