@@ -21,7 +21,12 @@ export OMP_WAIT_POLICY := PASSIVE
 
 .PHONY: install lab test site bench
 
-install: $(VENV)/.installed
+# JupyterHub's proxy, from npm, for a course on a hub (docs/hub.md) and its test (tests/test_hub.py): the
+# versions locked in autograder/hub/proxy/, installed into $(VENV)/hub/. Without npm the rest still installs
+# (only a hub needs the proxy, and the hub test then skips), except in CI, which must run that test.
+PROXY_LOCK := autograder/hub/proxy/package.json autograder/hub/proxy/package-lock.json
+
+install: $(VENV)/.installed $(VENV)/hub/.installed
 
 $(VENV)/.installed: pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
@@ -31,6 +36,16 @@ $(VENV)/.installed: pyproject.toml constraints.txt
 	@$(PIP) install -c constraints.txt -e ".[dev]" $(QUIET_PIP)
 	touch $@
 	@echo "Installed. The course's command is $(BIN)/interplab (or run 'source $(BIN)/activate' first, then 'interplab')."
+
+$(VENV)/hub/.installed: $(PROXY_LOCK)
+	@if ! command -v npm > /dev/null; then \
+	    echo "npm is missing, so JupyterHub's proxy (configurable-http-proxy) is not installed: only a course on a hub needs it (docs/hub.md). Install Node.js 18 or later (it brings npm; Debian: apt-get install nodejs npm), then run make install again."; \
+	    if [ -n "$$CI" ]; then exit 1; fi; \
+	else \
+	    echo "Installing JupyterHub's proxy (configurable-http-proxy, from npm) into $(VENV)/hub ..."; \
+	    mkdir -p $(VENV)/hub && cp $(PROXY_LOCK) $(VENV)/hub/ && \
+	    npm ci --prefix $(VENV)/hub --no-audit --no-fund && touch $@; \
+	fi
 
 # Your own copies of the lessons and labs go to work/ (never overwritten); JupyterLab opens there.
 # It starts in the course folder, where nbgrader_config.py gives the formgrader the course's labs.

@@ -71,6 +71,8 @@ def cmd_references(args) -> int:
 
 
 def cmd_grade(args) -> int:
+    from interplab.grading.course import workspace
+    from interplab.grading.cluster import local_size
     from interplab.grading.grade import grade, summary
     from interplab.grading.sandbox import Sandbox, warnings_for
 
@@ -78,11 +80,21 @@ def cmd_grade(args) -> int:
                     memory_total_bytes=int(args.memory * 1024**3), memory_bytes=int(args.process_memory * 1024**3),
                     disk_bytes=args.disk * 1024**2,
                     tmp_bytes=args.tmp * 1024**2)
-    for warning in warnings_for(Sandbox(limits, isolate=not args.no_sandbox), args.workers):
-        print(f"WARNING: {warning}", file=sys.stderr)
-    rows = grade(_root(args), args.lab, Path(args.submissions), Path(args.out),
+    root = _root(args)
+    graded_from = Path(args.work or workspace(root)) / "submitted"
+    if Path(args.submissions).resolve() == graded_from.resolve():
+        print(f"interplab grade: {args.submissions} is where grading puts the copies nbgrader autogrades, replacing "
+              "what is there: collect the submissions elsewhere (on a hub, nbgrader collect puts them in collected/; "
+              "docs/hub.md) and grade that folder", file=sys.stderr)
+        return 2
+    here = local_size(args.cluster) if args.cluster else args.workers  # runs at once here (None: on other machines)
+    if here is not None:  # (a cluster's workers say what they lack when grading starts)
+        for warning in warnings_for(Sandbox(limits, isolate=not args.no_sandbox), here):
+            print(f"WARNING: {warning}", file=sys.stderr)
+    rows = grade(root, args.lab, Path(args.submissions), Path(args.out),
                  references=Path(args.references) if args.references else None, work=args.work,
-                 feedback=not args.no_feedback, workers=args.workers, limits=limits, isolate=not args.no_sandbox)
+                 feedback=not args.no_feedback, workers=args.workers, limits=limits, isolate=not args.no_sandbox,
+                 cluster=args.cluster)
     print(summary(rows))
     print(f"wrote {args.out} ({len(rows)} students)")
     return 0
@@ -180,7 +192,8 @@ def parser() -> argparse.ArgumentParser:
 
     g = sub.add_parser("grade", help="grade a folder of submissions into a CSV")
     g.add_argument("lab", help="e.g. 02_induction")
-    g.add_argument("submissions", help="folder of STUDENT.ipynb or STUDENT/<notebook>.ipynb")
+    g.add_argument("submissions", help="folder of STUDENT.ipynb, STUDENT/<notebook>.ipynb or, as nbgrader collect "
+                                       "leaves them, STUDENT/<lab>/<notebook>.ipynb (its timestamp.txt comes along)")
     g.add_argument("--out", default="grades.csv", help="the CSV to write")
     g.add_argument("--references", help="hidden references made with your private seed")
     g.add_argument("--work", type=Path, help="nbgrader's working folder (default: autograder/workspace)")
@@ -195,6 +208,10 @@ def parser() -> argparse.ArgumentParser:
     g.add_argument("--disk", type=int, default=Limits.disk_bytes // 1024**2, help="MB of its private folder")
     g.add_argument("--tmp", type=int, default=Limits.tmp_bytes // 1024**2, help="MB of its /tmp")
     g.add_argument("--no-sandbox", action="store_true", help="run submissions without bubblewrap (limits only)")
+    g.add_argument("--cluster", metavar="ADDRESS", help="run the submissions on a Dask cluster: a scheduler's address "
+                                                        "(tcp://host:8786) or local:N (N worker processes here); "
+                                                        "judging, gradebook and CSV stay here, with at least one "
+                                                        "process per worker thread (docs/cluster.md)")
     g.set_defaults(func=cmd_grade)
 
     c = sub.add_parser("check", help="run a notebook's visible checks and print a report")

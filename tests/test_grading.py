@@ -61,6 +61,8 @@ def graded(tmp_path_factory):
         if cell.metadata.get("nbgrader", {}).get("grade_id") == "answer_induction_scores":
             cell.cell_type = "markdown"            # a retyped answer is turned back into code
             del cell["outputs"], cell["execution_count"]
+        if cell.metadata.get("nbgrader", {}).get("grade_id") == "check_current_token_scores":
+            cell.source = 'print("✅ correct on all cases.")'  # a rewritten check is put back, and said
     nbformat.write(damaged, str(subs / "damaged.ipynb"))
 
     work = tmp / "work"
@@ -123,11 +125,12 @@ def test_a_corrupt_notebook_gets_a_clear_error_and_the_class_is_still_graded(gra
     assert rows["alice"].total() == FULL
 
 
-def test_deleted_and_retyped_cells_are_restored_and_reported(graded):
+def test_deleted_retyped_and_rewritten_cells_are_restored_and_reported(graded):
     row = graded[0]["damaged"]
     assert "restored deleted cell check_prev_token_scores" in row.status
     assert "restored deleted answer cell (left unanswered) answer_first_token_scores" in row.status
     assert "turned cell answer_induction_scores back into a code cell" in row.status
+    assert "restored locked cell check_current_token_scores as released" in row.status
     assert row.points["prev_token_scores"] == POINTS["prev_token_scores"]
     assert row.points["induction_scores"] == POINTS["induction_scores"]
     assert row.points["first_token_scores"] == 0

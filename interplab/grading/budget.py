@@ -129,6 +129,13 @@ class Cgroup:
         script = f'{joins} && shift {len(self.folders)} && exec "$@"'
         return ["/bin/sh", "-c", script, "interplab-join", *(str(f / "cgroup.procs") for f in self.folders), *cmd]
 
+    def open_procs(self) -> list[int]:
+        """Each hierarchy's ``cgroup.procs``, open for writing: whoever writes "0" into each joins
+        this cgroup. A warm run's first process gets them (``interplab.grading.warm``): it cannot
+        reach ``/sys/fs/cgroup``, and the kernel checks a move against the rights and the cgroup
+        namespace of whoever opened the file, the grader."""
+        return [os.open(folder / "cgroup.procs", os.O_WRONLY | os.O_CLOEXEC) for folder in self.folders]
+
     def oom_kills(self) -> int:
         """How many processes of the run the kernel killed for going over the memory limit."""
         text = self._read("memory.events" if self.v2 else "memory.oom_control") or ""

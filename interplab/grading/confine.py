@@ -20,11 +20,16 @@ bubblewrap) can neither trace it nor open its file descriptors; the results fold
 only through ``FD``, which ``CMD`` does not inherit.
 
 Without ``--private`` (bubblewrap unavailable) it applies the limits and becomes ``CMD``.
+
+A warm run (``interplab.grading.warm``) is supervised by the same code (``supervise``), in a
+process forked from its zygote rather than started by bubblewrap, with these same options; its
+runner runs in confine's fork instead of exec'ing ``CMD``.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import ctypes
 import json
 import os
@@ -32,8 +37,10 @@ import resource
 import select
 import signal
 import stat
-import subprocess
+import sys
 import time
+import traceback
+from collections.abc import Callable
 
 #: Bytes of the runner's output kept for the grader (its last lines say why a run failed).
 LOG_TAIL_BYTES = 4000
@@ -53,11 +60,9 @@ NOTEBOOK_FD = 3
 REPORT = "run.json"
 
 
-def limit(args, notebook_fd: int | None = None) -> None:
+def limit(args) -> None:
     """Become the unprivileged user (when root) with the run's limits; the first to be killed
     when memory runs out, before the supervisor or the grader."""
-    if notebook_fd is not None:
-        os.dup2(notebook_fd, NOTEBOOK_FD)
     try:
         with open("/proc/self/oom_score_adj", "w") as f:
             f.write("1000")
@@ -178,30 +183,67 @@ class Tail:
             self.data += chunk
 
 
-def run(cmd: list[str], args) -> tuple[int | None, bool, bytes, bytes | None]:
-    """Run ``cmd`` limited, for at most ``args.seconds``: its exit status, whether it timed out,
-    the tail of its output, and the notebook it wrote (None if too big). Every other process
-    of the sandbox is dead when it returns."""
+def start_runner(args, become: Callable[[], None], log_write: int, nb_write: int) -> int:
+    """Fork the runner: its output into ``log_write``, the notebook pipe as ``NOTEBOOK_FD``, no other
+    file of ours open (not the results folder), in the private folder, limited; then ``become()``
+    (exec the runner's command, or run it in this fork for a warm run). Returns its pid."""
+    pid = os.fork()
+    if pid:
+        return pid
+    status = 1
+    try:
+        os.dup2(os.open(os.devnull, os.O_RDONLY), 0)
+        os.dup2(log_write, 1)
+        os.dup2(log_write, 2)
+        os.dup2(nb_write, NOTEBOOK_FD)
+        os.closerange(NOTEBOOK_FD + 1, os.sysconf("SC_OPEN_MAX"))
+        os.chdir(args.private)
+        limit(args)
+        become()
+        status = 0
+    except BaseException:
+        traceback.print_exc()
+    finally:
+        for stream in (sys.stdout, sys.stderr):
+            with contextlib.suppress(Exception):
+                stream.flush()
+        os._exit(status)
+
+
+def run(args, become: Callable[[], None]) -> tuple[int | None, bool, bytes, bytes | None, dict[str, float]]:
+    """Run the runner (``start_runner``) for at most ``args.seconds``: its exit status, whether it
+    timed out, the tail of its output, the notebook it wrote (None if too big), and when it started
+    and ended (wall clock). Every other process of the sandbox is dead when it returns."""
     log_read, log_write = os.pipe()
     nb_read, nb_write = os.pipe()
-    proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=log_write, stderr=log_write, cwd=args.private,
-                            preexec_fn=lambda: limit(args, nb_write), close_fds=True, pass_fds=(NOTEBOOK_FD,))
+    times = {"runner_started": time.time()}
+    pid = start_runner(args, become, log_write, nb_write)
     os.close(log_write)
     os.close(nb_write)
     tails = {log_read: Tail(size=LOG_TAIL_BYTES), nb_read: Tail(limit=args.copy_bytes)}
     open_fds = set(tails)
-    timed_out = False
+    # Readable once the runner has ended: its end is seen at once, not at the next half-second
+    # (the kernel, its orphan, keeps the log pipe open until it is killed).
+    ended = os.pidfd_open(pid)
+    returncode, timed_out = None, False
     deadline = time.monotonic() + args.seconds
-    while proc.poll() is None:
+    while returncode is None:
+        done, status = os.waitpid(pid, os.WNOHANG)
+        if done:
+            returncode = os.waitstatus_to_exitcode(status)
+            break
         left = deadline - time.monotonic()
         if left <= 0:
             timed_out = True
             break
-        for fd in select.select(list(open_fds), [], [], min(left, 0.5))[0]:
+        for fd in select.select([*open_fds, ended], [], [], left)[0]:
+            if fd == ended:
+                continue
             chunk = os.read(fd, 1024**2)
             tails[fd].add(chunk)
             if not chunk:  # every writer of this pipe has gone
                 open_fds.discard(fd)
+    times["runner_ended"] = time.time()
     try:
         os.kill(-1, signal.SIGKILL)  # every process of the sandbox but this one
     except ProcessLookupError:
@@ -220,20 +262,22 @@ def run(cmd: list[str], args) -> tuple[int | None, bool, bytes, bytes | None]:
                 tails[fd].add(chunk)
         except BlockingIOError:
             pass
-    for fd in tails:
+    for fd in [*tails, ended]:
         os.close(fd)
     log, notebook = tails[log_read], tails[nb_read]
-    return proc.returncode, timed_out, log.data, None if notebook.over else notebook.data
+    return returncode, timed_out, log.data, None if notebook.over else notebook.data, times
 
 
-def supervise(args, cmd: list[str]) -> None:
+def supervise(args, become: Callable[[], None]) -> None:
+    """Steps 1 to 4 above, as the sandbox's process 1; ``become`` runs in the limited runner."""
+    started = time.time()
     libc = ctypes.CDLL(None, use_errno=True)
     libc.prctl(4, 0, 0, 0, 0)  # PR_SET_DUMPABLE 0: not traceable, its /proc/1/fd unreadable
     os.chmod(args.private, 0o700)
     if args.uid is not None:
         os.chown(args.private, args.uid, args.uid)
     copy_in(args.results_fd, args.private, args.uid)
-    returncode, timed_out, tail, notebook = run(cmd, args)
+    returncode, timed_out, tail, notebook, times = run(args, become)
     if notebook:
         fd = os.open(NOTEBOOK, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600, dir_fd=args.results_fd)
         with os.fdopen(fd, "wb") as f:
@@ -241,13 +285,15 @@ def supervise(args, cmd: list[str]) -> None:
     CopyOut(args.results_fd, args.copy_bytes).results(args.private)
     report = {"returncode": returncode, "timed_out": timed_out, "log": tail.decode(errors="replace"),
               "notebook_too_big": notebook is None,
-              "private_full": free_bytes(args.private) < FULL_BELOW, "tmp_full": free_bytes("/tmp") < FULL_BELOW}
+              "private_full": free_bytes(args.private) < FULL_BELOW, "tmp_full": free_bytes("/tmp") < FULL_BELOW,
+              "times": {"supervisor_started": started, **times}}
     fd = os.open(REPORT, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600, dir_fd=args.results_fd)
     with os.fdopen(fd, "w") as f:
         json.dump(report, f)
 
 
-def main() -> None:
+def parser() -> argparse.ArgumentParser:
+    """The options above; a warm run's supervisor (``interplab.grading.warm``) reads them too."""
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--memory", type=int, required=True, help="address space per process, bytes")
     parser.add_argument("--processes", type=int, required=True, help="processes of this user")
@@ -258,10 +304,14 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=900, help="how long the command may run")
     parser.add_argument("--copy-bytes", type=int, default=64 * 1024**2, help="largest result file copied back")
     parser.add_argument("command", nargs=argparse.REMAINDER)
-    args = parser.parse_args()
+    return parser
+
+
+def main() -> None:
+    args = parser().parse_args()
     command = args.command[1:] if args.command[:1] == ["--"] else args.command
     if args.private:
-        supervise(args, command)
+        supervise(args, lambda: os.execvp(command[0], command))
         return
     limit(args)
     os.execvp(command[0], command)

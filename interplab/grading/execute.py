@@ -3,6 +3,9 @@
 It runs in a child process (``python -m interplab.grading.execute IN OUT``) so that a kernel
 that hangs, floods its output or kills itself takes down only that child; for a submission,
 the child runs inside the sandbox (``interplab.grading.sandbox``), the grader's process outside.
+Where it can, a submission's run is warm instead (``interplab.grading.warm``): the same runner
+(``execute``) in a fork of a sandboxed process that imported torch and the course once, isolated
+the same way; ``run_notebook`` watches either kind alike (``Child``).
 """
 
 from __future__ import annotations
@@ -16,8 +19,10 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import BinaryIO, Protocol
 
 if __name__ == "__main__":
     # This is a run's own process, started once per notebook. nbformat validates with jsonschema, which imports
@@ -58,24 +63,37 @@ def run_notebook(
     """Execute ``source`` in a child process (sandboxed if given); write the result to ``out``.
 
     Sandboxed, ``cwd`` is the private folder: ``source`` and ``out`` lie in it, and the run's
-    memory, processes and files are bounded as a whole (``Budget``).
+    memory, processes and files are bounded as a whole (``Budget``). Where it can, a sandboxed run
+    is warm (``interplab.grading.warm``): forked, isolated the same way, from a process of this
+    grader's that has imported torch and the course already.
     """
-    cmd = [sys.executable, "-m", "interplab.grading.execute", str(source), str(out),
-           "--cell-timeout", str(limits.cell_seconds), "--output-bytes", str(limits.output_bytes),
-           "--cwd", str(cwd)]
+    runner = [str(source), str(out), "--cell-timeout", str(limits.cell_seconds), "--output-bytes",
+              str(limits.output_bytes), "--cwd", str(cwd)]
+    cmd = [sys.executable, "-m", "interplab.grading.execute", *runner]
     if sandbox is None:
-        return _run(cmd, {**os.environ, **QUIET_ENV, **(env or {})}, out, limits)
+        child_env = {**os.environ, **QUIET_ENV, **(env or {})}
+        return _run(lambda log: _Process(cmd, child_env, log), out, limits)
+    from interplab.grading import warm  # (which imports this module)
+
     # Only an allow-list of the grader's environment enters the sandbox: never its secrets.
     child_env = {**{k: v for k, v in os.environ.items() if k in PASSED_ENV}, **QUIET_ENV, **(env or {})}
     isolated = sandbox.problem is None
     if isolated:
         cmd.append("--sandboxed")
+        runner.append("--sandboxed")
     child_env |= private_env(cwd, isolated)
     budget = Budget.start(limits.memory_total_bytes, limits.processes)
     results = os.open(cwd, os.O_RDONLY | os.O_DIRECTORY) if isolated else None
+
+    def start(log: BinaryIO) -> Child:
+        if isolated and (run := warm.start(sandbox, budget, cwd, runner, child_env, results, log,
+                                                limits.notebook_seconds)):
+            return run
+        cold = budget.command(sandbox.command(cmd, private=cwd, results_fd=results, seconds=limits.notebook_seconds))
+        return _Process(cold, child_env, log, results)
+
     try:
-        cmd = budget.command(sandbox.command(cmd, private=cwd, results_fd=results, seconds=limits.notebook_seconds))
-        return _run(cmd, child_env, out, limits, budget, results, private=None if isolated else cwd)
+        return _run(start, out, limits, budget, results, private=None if isolated else cwd)
     finally:
         if results is not None:
             os.close(results)
@@ -85,26 +103,62 @@ def run_notebook(
 HANDOVER_SECONDS = 60
 
 
-def _run(cmd: list[str], env: dict[str, str], out: Path, limits: Limits, budget: Budget | None = None,
+class Child(Protocol):
+    """A started run, as ``_run`` watches it: a process group (``_Process``) or a warm run."""
+
+    #: The top of its processes on this host (which the watchdog samples); None where a cgroup holds them.
+    pid: int | None
+    returncode: int | None
+
+    def wait(self, timeout: float | None) -> bool:
+        """Whether it has ended, after waiting at most ``timeout`` seconds (None: until it has)."""
+
+    def kill(self) -> None:
+        """Kill every process of it."""
+
+
+class _Process:
+    """A cold run: its command (bubblewrap, or the runner itself) started as a process group."""
+
+    def __init__(self, cmd: list[str], env: dict[str, str], log: BinaryIO, results: int | None = None):
+        self._proc = subprocess.Popen(cmd, env=env, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                                      start_new_session=True, pass_fds=() if results is None else (results,))
+        self.pid: int | None = self._proc.pid
+
+    @property
+    def returncode(self) -> int | None:
+        return self._proc.returncode
+
+    def wait(self, timeout: float | None) -> bool:
+        try:
+            self._proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            return False
+        return True
+
+    def kill(self) -> None:
+        try:
+            os.killpg(self._proc.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+
+
+def _run(start: Callable[[BinaryIO], Child], out: Path, limits: Limits, budget: Budget | None = None,
          results: int | None = None, private: Path | None = None) -> Run:
-    """Run ``cmd`` to its end or its limits; ``results``: the sandbox's supervisor hands out
-    the results and a report; ``private``: an unsandboxed private folder, watched for size."""
+    """Start a run (``start``, given its log) and watch it to its end or its limits; ``results``:
+    the sandbox's supervisor hands out the results and a report; ``private``: an unsandboxed
+    private folder, watched for size."""
     seconds = limits.notebook_seconds + (HANDOVER_SECONDS if results is not None else 0)
     # A file, not a pipe: a flood of output cannot fill our memory. Unsandboxed, it lies in the
     # folder the submission may write, so it is read back through this handle, never by name:
     # the submission could have put a symlink (to a hidden reference, say) where it was.
     with open(out.with_suffix(".log"), "w+b") as log:
-        proc = subprocess.Popen(cmd, env=env, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                                start_new_session=True, pass_fds=() if results is None else (results,))
+        child = start(log)
         problems, deadline, next_size_check = [], time.monotonic() + seconds, 0.0
         try:
-            while True:
-                try:
-                    proc.wait(timeout=0.25)
-                    break
-                except subprocess.TimeoutExpired:
-                    pass
-                if budget is not None and budget.watch(proc.pid):
+            while not child.wait(timeout=0.25):
+                # (a run without a host process to sample is held by a cgroup)
+                if budget is not None and child.pid is not None and budget.watch(child.pid):
                     break  # its problem is said by budget.close()
                 if private is not None and time.monotonic() > next_size_check:
                     next_size_check = time.monotonic() + 1
@@ -116,17 +170,17 @@ def _run(cmd: list[str], env: dict[str, str], out: Path, limits: Limits, budget:
                     problems.append(f"the notebook ran past its {limits.notebook_seconds} s limit and was stopped")
                     break
         finally:
-            _kill_group(proc.pid)
+            child.kill()
             if budget is not None:
                 budget.kill()
-            proc.wait()
+            child.wait(timeout=None)
         if budget is not None and (memory := budget.close()):
             problems.append(memory)
         notebook = _read(out)
         if results is not None:
-            problems += _supervised(out.parent, limits, proc.returncode, log, notebook is None, bool(problems))
-        elif not problems and (proc.returncode != 0 or notebook is None):
-            problems.append(f"the notebook could not be run to its end{_how(proc.returncode)}: {plain(_tail(log))}")
+            problems += _supervised(out.parent, limits, child.returncode, log, notebook is None, bool(problems))
+        elif not problems and (child.returncode != 0 or notebook is None):
+            problems.append(f"the notebook could not be run to its end{_how(child.returncode)}: {plain(_tail(log))}")
     return Run(notebook, "; ".join(problems) or None)
 
 
@@ -173,13 +227,6 @@ def folder_bytes(folder: Path) -> int:
             if entry.is_dir(follow_symlinks=False):
                 todo.append(entry.path)
     return total
-
-
-def _kill_group(pid: int) -> None:
-    try:
-        os.killpg(pid, signal.SIGKILL)
-    except ProcessLookupError:
-        pass
 
 
 def _how(returncode: int) -> str:
@@ -257,7 +304,8 @@ def capped_client(nb: nbformat.NotebookNode, output_bytes: int, static: bool = F
     return CappedClient(nb, **kwargs)
 
 
-def main() -> None:
+def parser() -> argparse.ArgumentParser:
+    """The runner's options; a warm run's supervisor (``interplab.grading.warm``) reads them too."""
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("source", type=Path)
     parser.add_argument("out", type=Path)
@@ -267,13 +315,19 @@ def main() -> None:
     parser.add_argument("--sandboxed", action="store_true",
                         help=f"write the notebook to fd {NOTEBOOK_FD} (a pipe to the sandbox's supervisor), not OUT; "
                              "keep HTML outputs static")
-    args = parser.parse_args()
+    return parser
+
+
+def execute(args: argparse.Namespace, kernel_manager_class: type | None = None) -> None:
+    """Run the notebook as ``args`` say: the runner's work, in its own process (``main``) or in a
+    warm run's fork, whose ``kernel_manager_class`` forks the kernel too."""
     if args.sandboxed:  # the kernel runs as this user: it may not read our fds or trace us
         ctypes.CDLL(None).prctl(4, 0, 0, 0, 0)  # PR_SET_DUMPABLE 0
     nb = nbformat.read(str(args.source), as_version=4)
+    manager = {"kernel_manager_class": kernel_manager_class} if kernel_manager_class else {}
     client = capped_client(nb, args.output_bytes, static=args.sandboxed, timeout=args.cell_timeout,
                            allow_errors=True, kernel_name="python3", interrupt_on_timeout=True,
-                           shutdown_kernel="immediate", resources={"metadata": {"path": str(args.cwd)}})
+                           shutdown_kernel="immediate", resources={"metadata": {"path": str(args.cwd)}}, **manager)
     try:
         client.execute()
     finally:  # what ran is worth keeping even when the kernel died halfway
@@ -282,6 +336,10 @@ def main() -> None:
                 out.write(nbformat.writes(nb).encode())
         else:
             nbformat.write(nb, str(args.out))
+
+
+def main() -> None:
+    execute(parser().parse_args())
 
 
 if __name__ == "__main__":

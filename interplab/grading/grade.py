@@ -1,11 +1,12 @@
 """``interplab grade``: grade every submission of a lab and write one CSV row per student.
 
-Submissions are ``SUBMISSIONS/<student>.ipynb`` or ``SUBMISSIONS/<student>/<notebook>.ipynb``.
-Each is copied into nbgrader's ``submitted/`` folder and autograded by nbgrader with the
-trusted runner (``interplab.grading.trusted``); the gradebook then holds the scores, and
-``nbgrader generate_feedback`` / ``nbgrader export`` work as usual. A submission that cannot
-be read or graded gets a row that says why; the rest of the class is graded regardless: a
-grading worker that dies (killed, or chosen by the out-of-memory killer) is replaced and its
+Submissions are ``SUBMISSIONS/<student>.ipynb``, ``SUBMISSIONS/<student>/<notebook>.ipynb`` or, as
+``nbgrader collect`` leaves them, ``SUBMISSIONS/<student>/<lab>/<notebook>.ipynb`` (whose ``timestamp.txt``
+comes along, so the gradebook knows a late submission; docs/hub.md). Each is copied into nbgrader's
+``submitted/`` folder and autograded by nbgrader with the trusted runner (``interplab.grading.trusted``);
+the gradebook then holds the scores, and ``nbgrader generate_feedback`` / ``nbgrader export`` work as
+usual. A submission that cannot be read or graded gets a row that says why; the rest of the class
+is graded regardless: a grading worker that dies (killed, or chosen by the out-of-memory killer) is replaced and its
 students graded again, and the CSV is written whatever happens, one plain line per cell. The CSV
 also says how alike each student's answers are to the published solution's and to each
 classmate's (``interplab.grading.similarity``), with the detail in ``<out>-similarity.csv``.
@@ -18,6 +19,7 @@ import csv
 import dataclasses
 import json
 import multiprocessing as mp
+import os
 import re
 import shutil
 import sys
@@ -27,6 +29,7 @@ from collections.abc import Iterator
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
+from datetime import timedelta
 from pathlib import Path
 
 import nbformat
@@ -34,7 +37,7 @@ from tqdm.auto import tqdm
 from traitlets.config import Config
 
 from interplab.exercises import LabSpec, get_lab
-from interplab.grading.course import configure, workspace
+from interplab.grading.course import configure, default_references, workspace
 from interplab.grading.execute import plain
 from interplab.grading.repair import repair
 from interplab.grading.sandbox import Limits
@@ -77,7 +80,8 @@ class Row:
 
 
 def discover(submissions: Path, notebook: str) -> dict[str, Path | str]:
-    """Each student's notebook, or a string saying why none could be found."""
+    """Each student's notebook, or a string saying why none could be found: ``<student>.ipynb``,
+    ``<student>/<notebook>.ipynb`` or ``<student>/<lab>/<notebook>.ipynb`` (``nbgrader collect``'s)."""
     found: dict[str, Path | str] = {}
     for entry in sorted(Path(submissions).iterdir()):
         if entry.name.startswith("."):
@@ -85,16 +89,65 @@ def discover(submissions: Path, notebook: str) -> dict[str, Path | str]:
         if entry.is_file() and entry.suffix == ".ipynb":
             found[entry.stem] = entry
         elif entry.is_dir():
-            candidates = sorted(entry.glob("*.ipynb"))
-            exact = entry / f"{notebook}.ipynb"
+            folder = _student_folder(entry, notebook)
+            candidates = sorted(folder.glob("*.ipynb"))
+            exact = folder / f"{notebook}.ipynb"
             if exact in candidates:
                 found[entry.name] = exact
             elif len(candidates) == 1:
                 found[entry.name] = candidates[0]
             else:
-                found[entry.name] = (f"expected one notebook ({notebook}.ipynb) in {entry.name}/, "
-                                     f"found {len(candidates)}")
+                found[entry.name] = (f"expected one notebook ({notebook}.ipynb) in {entry.name}/ (or, as nbgrader "
+                                     f"collect leaves it, in {entry.name}/<lab>/), found {len(candidates)}")
     return found
+
+
+def _student_folder(entry: Path, notebook: str) -> Path:
+    """The folder of a student's notebook: their own folder, or, as ``nbgrader collect`` leaves it
+    (``<student>/<lab>/<notebook>.ipynb`` beside ``timestamp.txt``), the one folder in it that holds this
+    lab's notebook. Each lab's notebook has its own name, so a student's other labs are never taken for it."""
+    if any(entry.glob("*.ipynb")):
+        return entry
+    labs = [sub for sub in sorted(entry.iterdir()) if (sub / f"{notebook}.ipynb").is_file()]
+    return labs[0] if len(labs) == 1 else entry
+
+
+#: What nbgrader's exchange keeps beside a submitted notebook, and reads back after grading: when it was
+#: submitted (late or not, against the assignment's due date) and the secret that names its feedback file
+#: (without it, ``nbgrader release_feedback`` cannot release the student's feedback).
+EXCHANGE_FILES = ("timestamp.txt", "submission_secret.txt")
+
+
+def exchange_files(notebook: Path, student: str, lab: str) -> tuple[dict[str, str], list[str]]:
+    """nbgrader's files (``EXCHANGE_FILES``) that came with ``student``'s notebook, and a note for each left out.
+
+    Only from the student's own folder (``<student>/`` or ``<student>/<lab>/``): one beside
+    ``SUBMISSIONS/<student>.ipynb`` would be the whole class's. Each is a little text, read without following
+    a link; a timestamp that nbgrader cannot read would stop it grading the student, so it is left out.
+    """
+    from nbgrader.utils import parse_utc
+
+    folder = notebook.parent
+    if not (folder.name == student or (folder.name == lab and folder.parent.name == student)):
+        return {}, []
+    found: dict[str, str] = {}
+    notes: list[str] = []
+    for name in EXCHANGE_FILES:
+        if not os.path.lexists(folder / name):
+            continue
+        try:
+            fd = os.open(folder / name, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
+            with os.fdopen(fd, "rb") as f:
+                text = f.read(1000).decode()
+            if name == "timestamp.txt":
+                parse_utc(text.strip())
+        except (OSError, ValueError, OverflowError) as exc:  # a bad encoding or timestamp is a ValueError
+            consequence = ("it counts as on time" if name == "timestamp.txt"
+                           else "its feedback cannot be released through nbgrader's exchange")
+            notes.append(f"ignored the submission's unreadable {name} ({exc.__class__.__name__}): {consequence}")
+            continue
+        found[name] = text
+    return found, notes
 
 
 def read_submission(path: Path, max_bytes: int = Limits.submission_bytes) -> nbformat.NotebookNode | str:
@@ -131,6 +184,8 @@ class Settings:
     feedback: bool = True
     limits: Limits = Limits()
     isolate: bool = True
+    #: A Dask scheduler's address: each submission's sandboxed run is a task there (``interplab.grading.cluster``).
+    cluster: str | None = None
 
     def api(self):
         from nbgrader.apps import NbGraderAPI
@@ -144,17 +199,22 @@ class Settings:
         config.TrustedExecute.memory = self.limits.memory_bytes
         config.TrustedExecute.limits = dataclasses.asdict(self.limits)
         config.TrustedExecute.isolate = self.isolate
+        if self.cluster:
+            config.TrustedExecute.cluster = self.cluster
         return NbGraderAPI(CourseDirectory(config=config), config=config)
 
 
 def grade(
     root: Path, lab: str, submissions: Path, out: Path, references: Path | None = None, work: Path | None = None,
     feedback: bool = True, workers: int = 1, limits: Limits = Limits(), isolate: bool = True,
+    cluster: str | None = None,
 ) -> list[Row]:
     """Grade a folder of submissions with ``workers`` processes; write ``out`` (CSV) and return its rows.
 
-    The CSV is written even if grading stops halfway (Ctrl-C, an error): the students not
-    graded yet are in it, marked so.
+    With ``cluster`` (a Dask scheduler's address, or ``local:N``) the submissions run on its workers
+    (``interplab.grading.cluster``) and this machine keeps at least one process per worker thread busy
+    judging them; the gradebook and the CSV stay here. The CSV is written even if grading stops
+    halfway (Ctrl-C, an error): the students not graded yet are in it, marked so.
     """
     spec = get_lab(lab)
     settings = Settings(Path(root), lab, Path(work or workspace(root)), references, feedback, limits, isolate)
@@ -164,6 +224,14 @@ def grade(
     if not result["success"]:
         raise RuntimeError(f"nbgrader could not prepare {lab}:\n{result['error'] or result['log']}")
     students = list(discover(submissions, spec.notebook).items())
+    remote = None
+    if cluster:  # reached (or started) before anything is graded: a cluster that cannot grade stops here
+        from interplab.grading.cluster import connect
+        from interplab.reference import HIDDEN, References
+
+        refs = References.open(Path(references or default_references(root)), lab, HIDDEN)
+        remote = connect(cluster, refs.arguments_dir, limits, isolate)
+        settings, workers = dataclasses.replace(settings, cluster=remote.address), max(workers, remote.threads)
     progress = tqdm(total=len(students), desc=f"grading {lab}", unit="student")
     rows: dict[str, Row] = {}
     try:
@@ -172,6 +240,8 @@ def grade(
             progress.update()
     finally:
         progress.close()
+        if remote is not None:
+            remote.close()
         zero = {ex.name: 0.0 for ex in spec.exercises}
         ordered = [rows.get(student) or Row(student, dict(zero), "not graded: grading stopped before this submission")
                    for student, _ in students]
@@ -306,11 +376,15 @@ def _grade_one(
         row.status = f"not graded: {submission}"
         return row
     submission, notes = repair(submission, release)
+    kept, left_out = exchange_files(path, student, spec.name) if isinstance(path, Path) else ({}, [])
+    notes += left_out
     target = work / "submitted" / student / spec.name
     if target.exists():
         shutil.rmtree(target)
     target.mkdir(parents=True)
     nbformat.write(submission, str(target / f"{spec.notebook}.ipynb"))
+    for name, text in kept.items():  # nbgrader's autograde and release_feedback read them here
+        (target / name).write_text(text)
     for _ in range(5):  # workers share one SQLite gradebook: retry a write that met a lock
         result = api.autograde(spec.name, student, force=True, create=True)
         if result["success"] or "database is locked" not in (result.get("error") or ""):
@@ -321,6 +395,7 @@ def _grade_one(
         return row
     _read_grades(api, spec, student, row)
     _read_results(work, spec, student, row)
+    notes += _lateness(api, spec, student)
     if notes:
         row.status += "; " + "; ".join(notes)
     if feedback:
@@ -334,6 +409,14 @@ def _read_grades(api, spec: LabSpec, student: str, row: Row) -> None:
         for ex in spec.exercises:
             grade = gb.find_grade(LabSpec.test_cell_id(ex.name), spec.notebook, spec.name, student)
             row.points[ex.name] = float(grade.score or 0.0)
+
+
+def _lateness(api, spec: LabSpec, student: str) -> list[str]:
+    """A note when the gradebook has the submission late: its timestamp.txt (nbgrader's exchange writes it)
+    after the lab's due date (``nbgrader db assignment add LAB --duedate=...``); any penalty is nbgrader's."""
+    with api.gradebook as gb:
+        late = gb.find_submission(spec.name, student).total_seconds_late
+    return [f"submitted late, {timedelta(seconds=round(late))} (h:mm:ss) after the due date"] if late > 0 else []
 
 
 def _read_results(work: Path, spec: LabSpec, student: str, row: Row) -> None:

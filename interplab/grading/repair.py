@@ -1,7 +1,8 @@
 """Put a submission back into the lab's shape before nbgrader sees it.
 
-Students delete cells, turn code cells into markdown, or lose nbgrader's metadata. nbgrader
-restores the *contents* of locked cells, but a deleted answer cell leaves a NameError that
+Students delete cells, turn code cells into markdown, rewrite locked cells, or lose nbgrader's
+metadata. nbgrader restores the *contents* of locked cells (silently: here they are restored and
+noted, so the CSV says what the student changed), but a deleted answer cell leaves a NameError that
 zeroes every later check, and its own re-adding of deleted test cells can fail outright.
 So every cell of the released lab is matched to the submission by its nbgrader id; a missing
 one comes back from the release (an answer cell as its unanswered stub) where it belongs, and
@@ -27,6 +28,12 @@ def _grade_id(cell) -> str | None:
 
 def _is_answer(cell) -> bool:
     return bool(cell.get("metadata", {}).get("nbgrader", {}).get("solution"))
+
+
+def _is_locked(cell) -> bool:
+    """A cell the student may not change (a check, the lab's own code or prose), as opposed to an answer."""
+    meta = cell.get("metadata", {}).get("nbgrader", {})
+    return bool(meta.get("locked")) and not meta.get("solution")
 
 
 def repair(submission: nbformat.NotebookNode, release: nbformat.NotebookNode) -> tuple[nbformat.NotebookNode, list[str]]:
@@ -76,6 +83,9 @@ def repair(submission: nbformat.NotebookNode, release: nbformat.NotebookNode) ->
                 retyped |= {"outputs": [], "execution_count": None}
             nb.cells[found] = nbformat.from_dict(retyped | {"id": cell.get("id", grade_id)})
             notes.append((f"turned cell {{}} back into a {original.cell_type} cell", grade_id))
+        if _is_locked(original) and nb.cells[found].source.rstrip() != original.source.rstrip():
+            nb.cells[found].source = original.source  # nbgrader would restore it silently; the CSV says so
+            notes.append(("restored locked cell {} as released", grade_id))
         position = max(position, found)
     return nb, _grouped(notes)
 

@@ -16,6 +16,11 @@ The sandbox's process 1 is ``interplab.grading.confine``, which copies the grade
 runs the notebook, and copies the results (bounded) back into the host folder; the submission
 itself never sees a host folder it can write.
 
+A grader running as root keeps one such sandbox per process alive instead, its **zygote**
+(``interplab.grading.warm``, ``Sandbox.zygote_command``), which imports torch and the course once
+and forks each run; a run's fork makes the same fresh mounts and namespaces before anything of
+the submission runs.
+
 Where bubblewrap cannot start (no user namespaces, e.g. on some hosted hubs), grading still
 runs with the same limits and user, the private folder on the host disk watched for size, and
 ``Sandbox.problem`` says plainly that it is not isolated.
@@ -173,15 +178,31 @@ class Sandbox:
         In the sandbox, ``private`` is a fresh tmpfs; the host folder of that name, open as
         ``results_fd`` (which the caller passes on), brings the inputs in and the results out.
         """
-        limited = [sys.executable, "-m", "interplab.grading.confine",
-                   "--memory", str(self.limits.memory_bytes), "--processes", str(self.limits.processes),
-                   "--file-size", str(self.limits.file_bytes)]
-        if self.uid is not None:
-            limited += ["--uid", str(self.uid)]
+        confine = [sys.executable, "-m", "interplab.grading.confine"]
         if self.problem:
-            return limited + ["--", *cmd]
-        limited += ["--private", str(private), "--results-fd", str(results_fd), "--seconds", str(seconds)]
-        return self._bwrap_args(self._start[0], private) + ["--as-pid-1"] + limited + ["--", *cmd]
+            return confine + self.confine_args() + ["--", *cmd]
+        return (self._bwrap_args(self._start[0], private) + ["--as-pid-1"] + confine
+                + self.confine_args(private, results_fd, seconds) + ["--", *cmd])
+
+    def confine_args(self, private: Path | None = None, results_fd: int | None = None, seconds: float = 0) -> list[str]:
+        """The options of ``interplab.grading.confine``: the limits, the user, and (with ``private``)
+        what its supervisor needs. A warm run (``interplab.grading.warm``) hands them to a supervisor
+        forked from its zygote, which reads them with confine's own parser."""
+        args = ["--memory", str(self.limits.memory_bytes), "--processes", str(self.limits.processes),
+                "--file-size", str(self.limits.file_bytes)]
+        if self.uid is not None:
+            args += ["--uid", str(self.uid)]
+        if private is not None:
+            args += ["--private", str(private), "--results-fd", str(results_fd), "--seconds", str(seconds)]
+        return args
+
+    def zygote_command(self, cmd: list[str]) -> list[str]:
+        """``cmd`` in a long-lived sandbox like a run's, for ``interplab.grading.warm``'s zygote: the
+        same read-only view, no network, its own process tree, but no private folder (each run's
+        supervisor mounts its own, and a fresh ``/tmp``) and the host's cgroup namespace (each run
+        joins its own cgroup, through files the grader opened, and only then hides the host's)."""
+        args = [a for a in self._bwrap_args(self._start[0], None) if a != "--unshare-cgroup-try"]
+        return args + ["--as-pid-1", *cmd]
 
     def prepare(self, private: Path) -> None:
         """Make the host's private folder. Sandboxed, only process 1 (the supervisor) writes it;
@@ -192,7 +213,7 @@ class Sandbox:
             os.chown(private, self.uid, self.uid)
             private.chmod(0o700)
 
-    def _bwrap_args(self, bwrap: str, private: Path) -> list[str]:
+    def _bwrap_args(self, bwrap: str, private: Path | None) -> list[str]:
         args = [bwrap, "--die-with-parent", "--new-session", "--unshare-net", "--unshare-pid",
                 "--unshare-ipc", "--unshare-uts", "--unshare-cgroup-try",
                 "--dev", "/dev", "--proc", "/proc",
@@ -202,7 +223,8 @@ class Sandbox:
         roots = _readable_roots()
         # Folders above a bound one (e.g. /root above a Python under /root/.pyenv) must be
         # passable by the unprivileged user; bwrap would copy their private modes.
-        above = (a for r in [*roots, private] for a in reversed(r.parents) if a not in (Path("/"), Path("/tmp")))
+        above = (a for r in [*roots, *([private] if private else [])] for a in reversed(r.parents)
+                 if a not in (Path("/"), Path("/tmp")))
         for folder in dict.fromkeys(above):
             args += ["--perms", "0755", "--dir", str(folder)]
         for root in roots:
@@ -210,6 +232,8 @@ class Sandbox:
                 args += ["--symlink", os.readlink(root), str(root)]
             else:
                 args += ["--ro-bind", str(root), str(root)]
+        if private is None:
+            return args + ["--chdir", "/"]
         return args + ["--perms", "0700", "--size", str(self.limits.disk_bytes), "--tmpfs", str(private),
                        "--chdir", str(private)]
 
@@ -252,8 +276,9 @@ def warnings_for(sandbox: Sandbox, workers: int) -> list[str]:
         found.append(f"no memory cgroup ({cgroup}): each submission's memory is checked twice a second "
                      "instead, so a fast allocation can briefly overshoot its limit")
     available = _available_memory()
-    # each worker's own process (nbgrader, torch) holds about 1 GB beside its submission
-    needed = workers * (sandbox.limits.memory_total_bytes + GiB)
+    # each worker's own process (nbgrader, torch) holds about 1 GB beside its submission, and its warm
+    # zygote (interplab.grading.warm) about 0.5 GB more (544 MB resident, measured with lab 02)
+    needed = workers * (sandbox.limits.memory_total_bytes + GiB + GiB // 2)
     if available is not None and needed > available:
         found.append(f"{workers} workers may use {needed / GiB:.0f} GB but {available / GiB:.0f} GB is available: "
                      "use fewer --workers or a smaller --memory")
