@@ -8,6 +8,8 @@ mistake in ``autograder/mutants/01_features.json``. Then:
   ``apply_ln=True``) and its ``logit_lens`` tool, and the lens's last layer is the model's own output;
 - the direct logit effect is the derivative of the logits along a direction that leaves the final
   LayerNorm's scale unchanged, measured with a hook;
+- each head's and MLP's direct logit attribution agrees with TransformerLens's ``stack_head_results`` and
+  ``apply_ln_to_stack``, and, for the last MLP, with zeroing it while the final scale is held;
 - the GPU tier's code path (GPT-2's architecture through ``boot_transformers``, a byte-level BPE tokenizer
   and ``features.in_model_tokens``) runs on a tiny GPT-2 built here, and the lesson and the lab run top to
   bottom on the GPU tier with that tiny GPT-2 standing in for GPT-2 small in an offline Hugging Face cache.
@@ -160,6 +162,30 @@ def test_direct_logit_effect_is_the_derivative_of_the_logits_along_a_scale_prese
 
     measured = (logits_with(epsilon) - logits_with(-epsilon)) / (2 * epsilon)  # central difference
     torch.testing.assert_close(SOLUTION["direct_logit_effect"](tiny_lm, v, tokens), measured, rtol=1e-3, atol=1e-3)
+
+
+# --- direct logit attribution, by TransformerLens's tools and by ablation -------------------------------------
+
+
+def test_component_dla_agrees_with_transformer_lens_and_with_zeroing_the_last_mlp(tiny_lm):
+    """Per head and per MLP: the lab's DLA equals TransformerLens's stack_head_results and apply_ln_to_stack (which
+    use the final scale at the last position), and for the last MLP, whose output nothing but ln_final reads, it
+    equals the fall of the logit difference when that output is zeroed with the final scale held."""
+    tokens = corpus.generate(6, seed=39).tokens[:, :12]
+    targets, others = torch.arange(6) + 3, torch.arange(6) + 40
+    dla = SOLUTION["component_dla"](tiny_lm, tokens, targets, others).detach()
+    with torch.no_grad():
+        _, cache = tiny_lm.run_with_cache(tokens)
+    towards = (tiny_lm.W_U[:, targets] - tiny_lm.W_U[:, others]).T.detach()
+    heads = cache.stack_head_results(layer=-1, pos_slice=-1, apply_ln=True)
+    torch.testing.assert_close(dla[..., :-1].flatten(1), (heads * towards).sum(-1).T, rtol=1e-4, atol=1e-5)
+    for layer in range(tiny_lm.cfg.n_layers):
+        mlp = cache.apply_ln_to_stack(cache[f"blocks.{layer}.hook_mlp_out"][None, :, -1], layer=-1, pos_slice=-1)[0]
+        torch.testing.assert_close(dla[:, layer, -1], (mlp * towards).sum(-1), rtol=1e-4, atol=1e-5)
+    held = features.zero_ablation_effects(tiny_lm, tokens, targets, others, hold_scale=True)
+    torch.testing.assert_close(held[:, -1, -1], dla[:, -1, -1], rtol=1e-4, atol=1e-4)
+    moved = features.zero_ablation_effects(tiny_lm, tokens, targets, others, hold_scale=False)
+    assert (moved[:, -1, -1] - held[:, -1, -1]).abs().max() > 1e-2  # the scale does move when it may
 
 
 # --- the GPU tier's code path, on a GPT-2 built here ---------------------------------------------------------

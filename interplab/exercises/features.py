@@ -300,6 +300,21 @@ def logit_lens_cases(inputs: Inputs) -> list[tuple]:
     ]
 
 
+def component_dla_cases(inputs: Inputs) -> list[tuple]:
+    """(model, tokens, targets, others): prompts of several lengths, each with its own pair of tokens (so that
+    pairing every prompt with every pair, or dropping one side of the difference, shows), on the trained model
+    and on a twin."""
+    model = _model(inputs, True)
+    vocab = model.cfg.d_vocab
+    cases = []
+    for trained, n, length, tag in [(True, 5, 14, "docs"), (True, 3, 9, "short_docs"), (False, 4, 12, "twin_docs")]:
+        tokens = _docs(inputs, n, tag, length=length).tokens
+        targets = inputs.randint(vocab, (n,), tag=f"{tag}/targets")
+        others = (targets + 1 + inputs.randint(vocab - 1, (n,), tag=f"{tag}/others")) % vocab  # never the target
+        cases.append((_model(inputs, trained), tokens, targets, others))
+    return cases
+
+
 # --- part 5: writing directions -----------------------------------------------------------------------
 
 
@@ -358,6 +373,7 @@ LAB = LabSpec(
         Exercise("random_directions", random_directions_cases, properties=check_random_directions),
         Exercise("direct_logit_effect", direct_logit_effect_cases, rtol=1e-4, atol=1e-5),
         Exercise("logit_lens", logit_lens_cases, rtol=1e-4, atol=1e-4, uses=("residual_stack",)),
+        Exercise("component_dla", component_dla_cases, rtol=1e-4, atol=1e-4),
         Exercise("steered_log_probs", steered_log_probs_cases, rtol=1e-4, atol=1e-4),
         Exercise("steering_effect", steering_effect_cases, rtol=1e-4, atol=1e-6, uses=("steered_log_probs",)),
     ),
