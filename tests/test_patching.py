@@ -10,7 +10,9 @@ mistake in ``autograder/mutants/06_patching.json``. Then the solution's function
   pattern}_all_pos`` and ``get_act_patch_attn_head_out_by_pos`` all do; ``get_act_patch_direct_path`` does not
   (it needs ``use_split_qkv_input``), so path patching is compared with it on a GPT-2-architecture model
   built here and loaded with ``boot_transformers``, where it works;
-- real patching: attribution patching must agree with it on the shipped model above a stated correlation.
+- real patching: attribution patching must agree with it on the shipped model above a stated correlation;
+- for paths of several hops: with one hop into the last layer, exercise 5.1's path patching; with none, the
+  sender's direct effect computed by hand through ln_final, on the shipped model and on the GPT-2-like one.
 """
 
 from __future__ import annotations
@@ -232,6 +234,39 @@ def test_path_patching_equals_get_act_patch_direct_path_on_a_gpt2_architecture(g
     ours = SOLUTION["path_patching"](model, p.clean, p.corrupted, p.io, p.s, sender, receiver, component)
     assert ours == pytest.approx(float(theirs[receiver]), abs=1e-4)
     assert abs(ours - 1) > 1e-3, "the path must carry something for the comparison to mean anything"
+
+
+@pytest.mark.parametrize("sender, receiver, component", [((0, 1), (2, 2), "v"), ((1, 0), (2, 3), "q")])
+def test_a_path_of_one_hop_into_the_last_layer_is_path_patching(model, sender, receiver, component):
+    """In an attention-only model nothing follows the last layer's heads but ln_final, so ending a path directly at
+    the logits changes nothing there: the multi-hop function with one hop is exercise 5.1's path patch."""
+    p = ioi.prompts(8, 1, torch.Generator().manual_seed(12))
+    args = (model, p.clean, p.corrupted, p.io, p.s)
+    ours = SOLUTION["path_chain_patching"](*args, sender, ((receiver, component),))
+    assert ours == pytest.approx(SOLUTION["path_patching"](*args, sender, receiver, component), abs=1e-6)
+    assert abs(ours - 1) > 1e-3, "the path must carry something for the comparison to mean anything"
+
+
+@pytest.mark.parametrize("which", ["ioi-3l", "gpt2-like"])
+@pytest.mark.parametrize("sender", [(1, 0), (0, 2)])
+@torch.no_grad()
+def test_a_head_with_no_hops_reaches_the_logits_only_directly(model, gpt2_like, which, sender):
+    """With no hops the path is the sender's direct effect: its change of output, (corrupted - clean z) W_O, added to
+    the clean final stream and read through ln_final and the unembedding, MLPs included where the model has them."""
+    model = model if which == "ioi-3l" else gpt2_like
+    p = ioi.prompts(6, 0, torch.Generator().manual_seed(13))
+    ld = SOLUTION["logit_diff"]
+    clean_logits, clean_cache = model.run_with_cache(p.clean)
+    corrupted_logits, corrupted_cache = model.run_with_cache(p.corrupted)
+    layer, head = sender
+    change = (corrupted_cache["z", layer] - clean_cache["z", layer])[:, :, head] @ model.W_O[layer, head]
+    final = clean_cache[f"blocks.{model.cfg.n_layers - 1}.hook_resid_post"] + change
+    direct = ld(model.unembed(model.ln_final(final)), p.io, p.s)
+    clean, corrupted = ld(clean_logits, p.io, p.s), ld(corrupted_logits, p.io, p.s)
+    expected = float((direct - corrupted) / (clean - corrupted))
+    ours = SOLUTION["path_chain_patching"](model, p.clean, p.corrupted, p.io, p.s, sender, ())
+    assert ours == pytest.approx(expected, abs=1e-5)
+    assert abs(ours - 1) > 1e-4, "the head must have a direct effect for the comparison to mean anything"
 
 
 # --- the grader's inputs ----------------------------------------------------------------------------------

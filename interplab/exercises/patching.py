@@ -166,6 +166,31 @@ def path_cases(inputs: Inputs) -> list[tuple]:
     return shipped + [(*_patching_case(_perturbed(inputs, "perturbed"), q), sender, receiver, c)]
 
 
+#: Chains (sender, hops), each hop ((layer, head), component), for the multi-hop exercise: per set a chain of two hops
+#: (layer 0 -> 1 -> 2, so freezing matters only in the last run), a hop that skips a layer (the frozen layer between
+#: is what a chain that lets the effect through other heads gets wrong), a chain that ends before the last layer or
+#: a head with no hop (its output must reach the logits directly), and a skipping hop on a perturbed twin. Each set
+#: separates every known mistake from the answer on the templates measured; the sets share no chain.
+CHAIN_SETS = (
+    (((0, 1), (((1, 0), "k"), ((2, 3), "q"))), ((0, 0), (((2, 2), "v"),)), ((0, 1), (((1, 0), "k"),)),
+     ((0, 3), (((2, 1), "v"),))),
+    (((0, 0), (((1, 0), "k"), ((2, 3), "q"))), ((0, 1), (((2, 0), "v"),)), ((0, 0), (((1, 0), "k"),)),
+     ((0, 0), (((2, 1), "v"),))),
+    (((0, 0), (((1, 0), "q"), ((2, 1), "v"))), ((0, 1), (((2, 2), "v"),)), ((1, 0), ()), ((0, 1), (((2, 1), "v"),))),
+    (((0, 2), (((1, 2), "q"), ((2, 1), "v"))), ((0, 3), (((2, 2), "v"),)), ((0, 3), (((1, 0), "k"),)),
+     ((0, 2), (((2, 2), "v"),))),
+)
+
+
+def chain_cases(inputs: Inputs) -> list[tuple]:
+    chains = inputs.choose(CHAIN_SETS, "chains", clash=_share_a_path)
+    p = _prompts(inputs, "shipped", 16)
+    q = _prompts(inputs, "perturbed", 8)
+    shipped = [(*_patching_case(_shipped(), p), sender, hops) for sender, hops in chains[:3]]
+    sender, hops = chains[3]
+    return shipped + [(*_patching_case(_perturbed(inputs, "perturbed"), q), sender, hops)]
+
+
 # --- part 6: a circuit ----------------------------------------------------------------------------
 
 
@@ -203,6 +228,7 @@ LAB = LabSpec(
         Exercise("attribution_patching", attribution_cases, rtol=1e-3, atol=1e-4, uses=_PATCHING),
         # Path effects are small (a few hundredths of the clean logit difference): judged closely.
         Exercise("path_patching", path_cases, rtol=1e-4, atol=2e-5, uses=_PATCHING),
+        Exercise("path_chain_patching", chain_cases, rtol=1e-4, atol=2e-5, uses=_PATCHING),
         Exercise("faithfulness", faithfulness_cases, rtol=1e-4, atol=1e-5, uses=("logit_diff",)),
     ),
 )
