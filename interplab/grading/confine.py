@@ -41,6 +41,7 @@ import sys
 import time
 import traceback
 from collections.abc import Callable
+from typing import NoReturn
 
 #: Bytes of the runner's output kept for the grader (its last lines say why a run failed).
 LOG_TAIL_BYTES = 4000
@@ -204,11 +205,15 @@ def start_runner(args, become: Callable[[], None], log_write: int, nb_write: int
     except BaseException:
         traceback.print_exc()
     finally:
-        for stream in (sys.stdout, sys.stderr):
-            with contextlib.suppress(Exception):
-                stream.flush()
-        os._exit(status)
+        exit_flushed(status)
 
+
+def exit_flushed(status: int) -> NoReturn:
+    """End a forked child at once (no ``atexit``, no parent's cleanup run twice), its output flushed first."""
+    for stream in (sys.stdout, sys.stderr):
+        with contextlib.suppress(Exception):
+            stream.flush()
+    os._exit(status)
 
 def run(args, become: Callable[[], None]) -> tuple[int | None, bool, bytes, bytes | None, dict[str, float]]:
     """Run the runner (``start_runner``) for at most ``args.seconds``: its exit status, whether it

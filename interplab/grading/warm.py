@@ -470,10 +470,7 @@ def _kernel(connection_file: str, cwd: str, env: dict[str, str]) -> NoReturn:
     except BaseException:
         traceback.print_exc()
     finally:
-        for stream in (sys.stdout, sys.stderr):
-            with contextlib.suppress(Exception):
-                stream.flush()
-        os._exit(status)
+        confine.exit_flushed(status)
 
 
 if __name__ == "__main__":
