@@ -287,6 +287,24 @@ def test_perturbed_models_still_do_the_task_but_patch_differently(model):
     assert (ours - theirs).abs().max() > 10 * (ex.atol + ex.rtol * float(ours.abs().max()))
 
 
+@pytest.mark.parametrize("seed", [1, "an instructor's secret"])
+def test_no_public_path_of_several_hops_answers_a_hidden_case_of_another_seed(seed):
+    """Every path ends near 1, so values of different paths can lie close: for seeds other than the default hidden
+    one (which test_hidden_cases.py covers), no public answer is judged right on any hidden case."""
+    from interplab.answers import Case
+    from interplab.checker import run_cases
+    from interplab.exercises import PUBLIC_SEED
+    from interplab.judge import judge
+
+    ex = SPEC.exercise("path_chain_patching")
+    public = run_cases(ex, SOLUTION[ex.name], ex.build_cases(PUBLIC_SEED))
+    cases = ex.build_cases(seed)
+    hidden = run_cases(ex, SOLUTION[ex.name], cases)
+    for j, copied in enumerate(public):
+        verdict = judge(ex, [Case(copied.value)] * len(hidden), hidden, [], lambda: cases)
+        assert verdict.score == 0.0, f"public case {j} answers a hidden case: {verdict.message}"
+
+
 # --- correct answers written another way pass the checks ------------------------------------------------------
 
 

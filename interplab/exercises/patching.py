@@ -228,7 +228,8 @@ LAB = LabSpec(
         Exercise("attribution_patching", attribution_cases, rtol=1e-3, atol=1e-4, uses=_PATCHING),
         # Path effects are small (a few hundredths of the clean logit difference): judged closely.
         Exercise("path_patching", path_cases, rtol=1e-4, atol=2e-5, uses=_PATCHING),
-        Exercise("path_chain_patching", chain_cases, rtol=1e-4, atol=2e-5, uses=_PATCHING),
+        # Chains end near 1 (a few thousandths of the effect each): judged closely, or a public value fits by chance.
+        Exercise("path_chain_patching", chain_cases, rtol=1e-5, atol=1e-5, uses=_PATCHING),
         Exercise("faithfulness", faithfulness_cases, rtol=1e-4, atol=1e-5, uses=("logit_diff",)),
     ),
 )
