@@ -108,6 +108,10 @@ class _Hints(ast.NodeTransformer):
         node.returns = None if not self.add else node.returns or ast.Name("Tensor")
         return self.generic_visit(node)
 
+    def visit_Lambda(self, node):  # a lambda's parameters take no annotations: only its body is visited
+        node.body = self.visit(node.body)
+        return node
+
     def visit_Assign(self, node):
         if self.add and len(node.targets) == 1 and isinstance(node.targets[0], ast.Name):
             return ast.AnnAssign(target=node.targets[0], annotation=ast.Name("Tensor"), value=node.value, simple=1)

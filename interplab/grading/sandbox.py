@@ -128,7 +128,7 @@ def _bwraps() -> list[str]:
     return [*found, system] if system else found
 
 
-def _readable_roots() -> list[Path]:
+def readable_roots() -> list[Path]:
     """The folders a kernel must read: the system, Python, and the interplab package."""
     roots = [Path(p) for p in ("/usr", "/etc", "/bin", "/sbin", "/lib", "/lib64", "/lib32")]
     for prefix in {sys.prefix, sys.base_prefix, sys.exec_prefix}:
@@ -220,7 +220,7 @@ class Sandbox:
                 "--perms", "1777", "--size", str(self.limits.tmp_bytes), "--tmpfs", "/tmp"]
         if os.geteuid() != 0:
             args.append("--unshare-user")  # unprivileged bubblewrap needs a user namespace
-        roots = _readable_roots()
+        roots = readable_roots()
         # Folders above a bound one (e.g. /root above a Python under /root/.pyenv) must be
         # passable by the unprivileged user; bwrap would copy their private modes.
         above = (a for r in [*roots, *([private] if private else [])] for a in reversed(r.parents)

@@ -69,7 +69,7 @@ from jupyter_client.provisioning import LocalProvisioner
 
 from interplab.grading import confine, execute
 from interplab.grading.budget import Budget
-from interplab.grading.sandbox import Sandbox, private_env
+from interplab.grading.sandbox import Sandbox, private_env, readable_roots
 
 #: What the zygote imports: the kernel's machinery and what the course's notebooks import, then
 #: every module of the course but the grader's own (``_import_course``).
@@ -358,15 +358,31 @@ def _mount(source: str | None, target: str, kind: str | None, flags: int, option
     _check(_libc.mount(encode(source), target.encode(), encode(kind), flags, encode(options)), f"mount {target}")
 
 
+def _make_dirs(path: Path) -> None:
+    """The folders above ``path`` inside the fresh ``/tmp``, passable by anyone (bubblewrap's ``--perms 0755 --dir``)."""
+    for folder in reversed(path.parents):
+        if folder.is_relative_to(TMP) and folder != TMP:
+            folder.mkdir(exist_ok=True)
+            folder.chmod(0o755)
+
+
 def _mount_fresh(private: Path, tmp_bytes: int, disk_bytes: int) -> None:
     """Mount over the zygote's what a cold run's bubblewrap makes fresh: ``/tmp`` and the private
     folder in it (tmpfs, bounded) and a ``/proc`` of this process tree, parts of it read-only."""
     _mount(None, "/", None, MS_REC | MS_PRIVATE)  # nothing mounted here shows in the zygote
+    # A course installed under /tmp (a fresh clone there, say) is bound read-only into the zygote's /tmp:
+    # held open here, it is bound again into the fresh one, as bubblewrap binds it after its own tmpfs.
+    under_tmp = {root: os.open(root, os.O_PATH | os.O_DIRECTORY) for root in readable_roots()
+                 if root.is_relative_to(TMP) and not root.is_symlink()}
     _mount("tmpfs", str(TMP), "tmpfs", MS_NOSUID | MS_NODEV, f"mode=1777,size={tmp_bytes}")
-    for folder in reversed(private.parents):  # what bubblewrap's --perms 0755 --dir makes
-        if folder.is_relative_to(TMP) and folder != TMP:
-            folder.mkdir(exist_ok=True)
-            folder.chmod(0o755)
+    for root, fd in under_tmp.items():
+        _make_dirs(root)
+        root.mkdir(exist_ok=True)
+        _mount(f"/proc/self/fd/{fd}", str(root), None, MS_BIND | MS_REC)  # a bind keeps the source's read-only flag
+        os.close(fd)
+        if not os.statvfs(root).f_flag & os.ST_RDONLY:
+            raise RuntimeError(f"{root} would be writable in the run")
+    _make_dirs(private)
     private.mkdir()
     _mount("tmpfs", str(private), "tmpfs", MS_NOSUID | MS_NODEV, f"mode=0700,size={disk_bytes}")
     _mount("proc", "/proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC)
