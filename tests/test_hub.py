@@ -338,6 +338,12 @@ class Student:
         self.context.route(OUTSIDE, lambda route: route.abort("blockedbyclient"))
         self.page = self.context.new_page()
         self.page.set_default_timeout(180_000)
+        # The test writes a student's lab through the contents API while JupyterLab has it open; JupyterLab then
+        # asks, whenever it next saves, whether to overwrite the file or load it (on a loaded machine, in the middle
+        # of a later click). A student who edited elsewhere loads it: Revert, whenever the dialog shows.
+        changed = self.page.locator(".jp-Dialog", has_text="has changed on disk")
+        self.page.add_locator_handler(changed, lambda dialog: dialog.locator(
+            ".jp-Dialog-button", has_text="Revert").click())
         self.server = f"{hub}/user/{account.name}"
 
     @property
@@ -397,7 +403,7 @@ class Student:
         if not row.first.is_visible():
             fetched.locator("a.assignment-notebooks-link", has_text=LAB).click()
         row.first.locator("button", has_text="Validate").click()
-        dialog = self.page.locator(".jp-Dialog")
+        dialog = self.page.locator(".jp-Dialog", has_not_text="has changed on disk")
         dialog.wait_for(timeout=600_000)
         said = dialog.inner_text()
         dialog.locator(".jp-Dialog-button.jp-mod-accept").click()
