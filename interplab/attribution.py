@@ -35,7 +35,7 @@ import torch
 from jaxtyping import Float, Int
 from torch import Tensor
 
-from interplab.transcoder import MLP_IN_HOOK, MLP_OUT_HOOK, Transcoder
+from interplab.transcoder import MLP_IN_HOOK, MLP_OUT_HOOK, Transcoder, rewrite_mlp_hooks
 
 if TYPE_CHECKING:
     from transformer_lens import TransformerBridge
@@ -264,24 +264,15 @@ def steer_features(
     by_layer: dict[int, list[tuple[int, int]]] = {}
     for layer, p, f in features:
         by_layer.setdefault(layer, []).append((p, f))
-    inputs: dict[int, Tensor] = {}
 
-    def keep(layer: int) -> Callable:
-        def hook(x: Tensor, hook: object) -> None:
-            inputs[layer] = x
-        return hook
+    def steer(layer: int, x: Tensor, out: Tensor) -> Tensor:
+        tc, out = transcoders[layer], out.clone()
+        z = tc.encode(x)
+        for p, f in by_layer[layer]:
+            out[..., p, :] += (scale - 1) * z[..., p, f, None] * tc.W_dec[f]
+        return out
 
-    def steer(layer: int) -> Callable:
-        def hook(out: Tensor, hook: object) -> Tensor:
-            tc, out = transcoders[layer], out.clone()
-            z = tc.encode(inputs[layer])
-            for p, f in by_layer[layer]:
-                out[..., p, :] += (scale - 1) * z[..., p, f, None] * tc.W_dec[f]
-            return out
-        return hook
-
-    hooks = [(MLP_IN_HOOK.format(layer=layer), keep(layer)) for layer in by_layer]
-    hooks += [(MLP_OUT_HOOK.format(layer=layer), steer(layer)) for layer in by_layer]
+    hooks = rewrite_mlp_hooks(by_layer, steer)
     with torch.no_grad():
         return model.run_with_hooks(tokens, fwd_hooks=hooks)
 

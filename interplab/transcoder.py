@@ -22,6 +22,7 @@ import json
 import pickle
 from dataclasses import dataclass
 from pathlib import Path
+from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING
 
 import torch
@@ -41,6 +42,26 @@ SHIPPED_TRANSCODERS: dict[str, Path] = {"tiny-lm": Path(__file__).parent / "ship
 GPT2_REPO = "pchlenski/gpt2-transcoders"
 GPT2_FILE = "final_sparse_autoencoder_gpt2-small_blocks.{layer}.ln2.hook_normalized_24576.pt"
 
+
+
+def rewrite_mlp_hooks(
+    layers: Iterable[int],
+    rewrite: Callable[[int, Float[Tensor, "... pos d_model"], Float[Tensor, "... pos d_model"]],
+                      Float[Tensor, "... pos d_model"]],
+) -> list[tuple[str, Callable]]:
+    """Hooks that replace each layer's MLP output by ``rewrite(layer, mlp_input, mlp_output)``. The input is the
+    hooked run's own, so a rewrite in one layer reaches every later layer's input, as in a full replacement."""
+    inputs: dict[int, Tensor] = {}
+
+    def keep(layer: int) -> Callable:
+        return lambda x, hook: inputs.__setitem__(layer, x)
+
+    def swap(layer: int) -> Callable:
+        return lambda out, hook: rewrite(layer, inputs[layer], out)
+
+    layers = list(layers)
+    return ([(MLP_IN_HOOK.format(layer=layer), keep(layer)) for layer in layers]
+            + [(MLP_OUT_HOOK.format(layer=layer), swap(layer)) for layer in layers])
 
 @dataclass
 class Transcoder:

@@ -38,7 +38,7 @@ from transformer_lens import TransformerBridge
 from interplab.corpus import generate
 from interplab.models import load
 from interplab.train import progress_bar
-from interplab.transcoder import MLP_IN_HOOK, MLP_OUT_HOOK, SHIPPED_TRANSCODERS, Transcoder, mlp_io
+from interplab.transcoder import MLP_IN_HOOK, MLP_OUT_HOOK, SHIPPED_TRANSCODERS, Transcoder, mlp_io, rewrite_mlp_hooks
 
 D_TC, K = 512, 12
 TRAIN_DOCS, EVAL_DOCS = 3000, 300
@@ -75,18 +75,7 @@ def replaced_loss(
 ) -> float:
     """The LM's mean next-token loss with every MLP's output replaced by ``replace(layer, mlp_input)``; each
     layer reads the *replaced* model's input, so errors compound as they would in a full replacement."""
-    inputs: dict[int, Tensor] = {}
-
-    def keep(layer: int) -> Callable:
-        def hook(x: Tensor, hook: object) -> None:
-            inputs[layer] = x
-        return hook
-
-    def swap(layer: int) -> Callable:
-        return lambda out, hook: replace(layer, inputs[layer])
-
-    hooks = [(MLP_IN_HOOK.format(layer=layer), keep(layer)) for layer in range(model.cfg.n_layers)]
-    hooks += [(MLP_OUT_HOOK.format(layer=layer), swap(layer)) for layer in range(model.cfg.n_layers)]
+    hooks = rewrite_mlp_hooks(range(model.cfg.n_layers), lambda layer, x, out: replace(layer, x))
     with torch.no_grad():
         return model.run_with_hooks(tokens, return_type="loss", fwd_hooks=hooks).item()
 
