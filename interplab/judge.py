@@ -327,7 +327,7 @@ def judge(
     n = len(reference)
     wrong = sorted(i for cases in reasons.values() for i in cases)
     if not wrong:
-        return Verdict(ex.name, 1.0, f"correct on all {n} cases")
+        return Verdict(ex.name, 1.0, f"correct on all {n} cases" if n > 1 else "correct on its one case")
     if len(wrong) == n:
         head = f"wrong on all {n} cases" if n > 1 else "wrong"
     else:

@@ -71,9 +71,9 @@ MODULES: tuple[Module, ...] = (
     Module("07", "Steering and auditing (capstone)", "lessons/07_steering_auditing.ipynb", "07_auditing",
            "find a planted behaviour, steer or ablate it away, monitor it from activations",
            notebook="auditing", spec="auditing", cpu_model="organism", gpu_model="qwen2.5-0.5b-instruct"),
-    Module("08", "Circuit tracing", "lessons/08_circuit_tracing.ipynb", None,
-           "transcoders, a local replacement model and attribution graphs, checked by intervention",
-           cpu_model="tiny-lm", gpu_model="gpt2-small"),
+    Module("08", "Circuit tracing", "lessons/08_circuit_tracing.ipynb", "08_circuits",
+           "train transcoders, build a local replacement model and its attribution graph, prune by influence, check by ablation",
+           notebook="circuits", spec="circuits", cpu_model="tiny-lm", gpu_model="gpt2-small"),
 )
 
 def graded_labs() -> tuple[Module, ...]:

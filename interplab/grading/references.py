@@ -142,6 +142,10 @@ def make_references(
             shutil.copytree(recorded["solution"] / kind, target / "expected" / kind)
             for m in mutants:
                 answer = recorded[m.name] / kind / f"{m.exercise}.safetensors"
+                if not answer.exists():
+                    raise RuntimeError(f"known mistake {m.name} recorded no answer to {m.exercise}: "
+                                       f"{_cell_errors(recorded[m.name].parent / 'executed.ipynb') or 'nothing ran'}"
+                                       f" (does its edit leave valid code?)")
                 (target / "mistakes" / m.name / kind).mkdir(parents=True)
                 shutil.copy(answer, target / "mistakes" / m.name / kind / answer.name)
             if kind == HIDDEN:

@@ -77,8 +77,11 @@ def verdicts_for(spec: LabSpec, refs: References, record_dir: Path, problem: str
         if ex.name in copied:
             verdicts.append(Verdict(ex.name, 0.0, COPIED))
             continue
+        # An exercise that calls a wrong one is not told its own known mistakes: its answer is off by the callee's
+        # error, and may then equal one of them by chance (with_dependency_notes says which to fix first).
+        inherits = any(v.exercise in ex.uses and not v.passed for v in verdicts)
         try:
-            verdict = judge(ex, answer, refs.expected(ex.name), refs.mistakes(ex.name),
+            verdict = judge(ex, answer, refs.expected(ex.name), () if inherits else refs.mistakes(ex.name),
                             lambda ex=ex: refs.cases(ex.name), show_values=refs.inputs != HIDDEN)
         except MissingReferences:
             raise  # the instructor's problem, not the student's: stop loudly
