@@ -11,6 +11,7 @@ here by the grader on held-out tokens the student's function never sees: its fra
 from __future__ import annotations
 
 import functools
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
@@ -153,13 +154,19 @@ def _perturbed_features(inputs: Inputs, model, tcs: list[Transcoder], tokens: Te
     return out
 
 
-def replacement_cases(inputs: Inputs) -> list[tuple]:
-    """(model, transcoders, tokens, features): each model on its own prompt, with perturbed features."""
+def _on_prompts(inputs: Inputs, features_of: Callable[..., object]) -> list[tuple]:
+    """(model, transcoders, tokens, features_of(inputs, model, transcoders, tokens, tag)): each model on its own
+    prompt."""
     cases = []
     for i, (model, tcs) in enumerate(_models(inputs)):
         tokens = _prompt(inputs, f"m{i}")
-        cases.append((model, tcs, tokens, _perturbed_features(inputs, model, tcs, tokens, f"m{i}")))
+        cases.append((model, tcs, tokens, features_of(inputs, model, tcs, tokens, f"m{i}")))
     return cases
+
+
+def replacement_cases(inputs: Inputs) -> list[tuple]:
+    """(model, transcoders, tokens, features): each model on its own prompt, with perturbed features."""
+    return _on_prompts(inputs, _perturbed_features)
 
 
 def attribution_cases(inputs: Inputs) -> list[tuple]:
@@ -223,11 +230,7 @@ def _active(inputs: Inputs, model, tcs: list[Transcoder], tokens: Tensor, tag: s
 
 def ablate_cases(inputs: Inputs) -> list[tuple]:
     """(model, transcoders, tokens, features): each model on its own prompt, active features drawn by the seed."""
-    cases = []
-    for i, (model, tcs) in enumerate(_models(inputs)):
-        tokens = _prompt(inputs, f"m{i}")
-        cases.append((model, tcs, tokens, _active(inputs, model, tcs, tokens, f"m{i}")))
-    return cases
+    return _on_prompts(inputs, _active)
 
 
 # --- the grader's own measurements of a trained transcoder --------------------------------------
