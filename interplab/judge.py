@@ -299,6 +299,15 @@ def copy_evidence(answer: list[Case] | None, reference: list[Case], public: list
     return STRONG if values.unique().numel() > 1 else WEAK
 
 
+def nameable_mistakes(ex: Exercise, mistakes: list[Mistake], earlier: list[Verdict]) -> list[Mistake]:
+    """The known ``mistakes`` of ``ex`` that its verdict may name: none once an exercise it calls has failed
+    (``earlier``: the verdicts so far), since its answer is then off by the callee's error and may equal one of its
+    own mistakes by chance (with signed influence, lab 08's pruning equals its mistake ``one_short``)."""
+    if any(v.exercise in ex.uses and not v.passed for v in earlier):
+        return []
+    return mistakes
+
+
 def judge(
     ex: Exercise,
     answer: list[Case] | None,

@@ -82,6 +82,13 @@ def as_graded(nb: nbformat.NotebookNode, lab: str = LAB) -> nbformat.NotebookNod
     return nb
 
 
+def check_publicly(lab: str, exercise: str, fn) -> str:
+    """What ``lab.check`` would say of ``fn``: the verdict's message (judged on the public inputs)."""
+    from interplab.checker import Lab
+
+    return Lab(lab).verdict(exercise, fn).message
+
+
 def solution_functions(lab: str = LAB, mutant: Mutant | None = None, **names) -> dict:
     """The solution's functions (its answers, and the cells that only define helpers), to compare
     with independent implementations; with ``mutant``, as that known mistake has them.

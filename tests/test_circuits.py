@@ -14,11 +14,10 @@ mistake in ``autograder/mutants/08_circuits.json``. Then:
 import pytest
 import torch
 from classes import GradedClass
-from course import ROOT, solution_functions
+from course import ROOT, check_publicly, solution_functions
 from sklearn.metrics import precision_score, r2_score
 
 from interplab import attribution
-from interplab.checker import Lab
 from interplab.exercises import circuits as spec_module
 from interplab.grading.references import load_mutants
 from interplab.transcoder import MLP_IN_HOOK, MLP_OUT_HOOK, Transcoder, mlp_io
@@ -57,11 +56,6 @@ def cases(exercise: str) -> list[tuple]:
 # --- the training check is fair -------------------------------------------------------------------
 
 
-def check_publicly(exercise: str, fn) -> str:
-    """What ``lab.check`` would say of ``fn``: the verdict's message (judged on the public inputs)."""
-    return Lab(LAB).verdict(exercise, fn).message
-
-
 def train_differently(tc, x, y, steps, batch_size, lr, generator):
     """A correct loop written another way: shuffled epochs of batches, AdamW without decay, the mean over every
     number (the squared error per token over d_model, a constant factor the learning rate absorbs in Adam)."""
@@ -78,15 +72,15 @@ def train_differently(tc, x, y, steps, batch_size, lr, generator):
 
 
 def test_a_correct_training_loop_written_differently_passes():
-    assert check_publicly("train_transcoder", train_differently) == "correct on its one case"
+    assert check_publicly(LAB, "train_transcoder", train_differently) == "correct on its one case"
 
 
 def test_returning_nothing_or_an_untrained_transcoder_fails_with_a_reason():
     def forgets_to_return(tc, *args):
         SOLUTION["train_transcoder"](tc, *args)
 
-    assert "did you forget to `return tc`?" in check_publicly("train_transcoder", forgets_to_return)
-    assert "did not change" in check_publicly("train_transcoder", lambda tc, *args: tc)
+    assert "did you forget to `return tc`?" in check_publicly(LAB, "train_transcoder", forgets_to_return)
+    assert "did not change" in check_publicly(LAB, "train_transcoder", lambda tc, *args: tc)
 
 
 # --- the metrics agree with scikit-learn ----------------------------------------------------------

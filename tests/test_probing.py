@@ -17,14 +17,13 @@ from __future__ import annotations
 import pytest
 import torch
 from classes import GradedClass
-from course import solution_functions
+from course import check_publicly, solution_functions
 from sklearn.linear_model import LogisticRegression
 from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
 from transformers import GPT2Config, GPT2LMHeadModel, PreTrainedTokenizerFast
 
 from interplab import corpus, world
 from interplab import models as M
-from interplab.checker import Lab
 from interplab.exercises import PUBLIC_SEED, get_lab
 from interplab.exercises import probing as spec_module
 from interplab.probing import POS, Probe, pos_of, word_activations
@@ -48,11 +47,6 @@ class TestGrading(GradedClass):
     #: model's response to the student's answer, measured in the grader's process.
     END_TO_END = ("edit_wrong_sign",)
     NAMES = {"Probe": Probe, "world": world}
-
-
-def check_publicly(exercise: str, fn) -> str:
-    """What ``lab.check`` would say of ``fn``: the verdict's message (judged on the public inputs)."""
-    return Lab(LAB).verdict(exercise, fn).message
 
 
 # --- the world ------------------------------------------------------------------------------------
@@ -201,15 +195,15 @@ def train_with_minibatches_and_adamw(probe, x, y, steps, lr):
 
 
 def test_a_training_loop_written_differently_passes():
-    assert check_publicly("train_probe", train_with_minibatches_and_adamw) == "correct on all 3 cases"
+    assert check_publicly(LAB, "train_probe", train_with_minibatches_and_adamw) == "correct on all 3 cases"
 
 
 def test_an_untrained_or_unreturned_probe_fails_with_a_reason():
     def forgets_to_return(probe, *args):
         SOLUTION["train_probe"](probe, *args)
 
-    assert "did you forget to `return probe`?" in check_publicly("train_probe", forgets_to_return)
-    assert "of held-out examples correctly, the reference's" in check_publicly("train_probe", lambda probe, *args: probe)
+    assert "did you forget to `return probe`?" in check_publicly(LAB, "train_probe", forgets_to_return)
+    assert "of held-out examples correctly, the reference's" in check_publicly(LAB, "train_probe", lambda probe, *args: probe)
 
 
 def test_an_edit_written_differently_passes():
@@ -218,7 +212,7 @@ def test_an_edit_written_differently_passes():
         Q = torch.linalg.qr(probe.W).Q
         return resid + ((cell_means[target] - resid) @ Q) @ Q.T
 
-    assert check_publicly("edit_cell", edit_with_qr) == "correct on all 2 cases"
+    assert check_publicly(LAB, "edit_cell", edit_with_qr) == "correct on all 2 cases"
 
 
 def test_an_edit_that_fools_the_probe_but_not_the_model_fails():
@@ -233,7 +227,7 @@ def test_an_edit_that_fools_the_probe_but_not_the_model_fails():
             resid = resid + (gap.clamp_min(0) / (step * step).sum(-1))[:, None] * step
         return resid
 
-    message = check_publicly("edit_cell", minimal_edit)
+    message = check_publicly(LAB, "edit_cell", minimal_edit)
     assert "the model's next-move predictions follow your edit in" in message, message
 
 

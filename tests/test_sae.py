@@ -14,10 +14,9 @@ import pytest
 import torch
 import torch.nn.functional as F
 from classes import GradedClass
-from course import read, solution_functions, solution_of
+from course import check_publicly, read, solution_functions, solution_of
 
 from interplab import corpus
-from interplab.checker import Lab
 from interplab.exercises import PUBLIC_SEED, get_lab
 from interplab.exercises import sae as spec_module
 from interplab.reference import PACKAGE_REFERENCES, PUBLIC, References
@@ -39,11 +38,6 @@ class TestGrading(GradedClass):
 
 
 # --- the training check is fair -------------------------------------------------------------------
-
-
-def check_publicly(exercise: str, fn) -> str:
-    """What ``lab.check`` would say of ``fn``: the verdict's message (judged on the public inputs)."""
-    return Lab(LAB).verdict(exercise, fn).message
 
 
 def train_differently(sae, activations, steps, batch_size, lr, l1_coeff, generator):
@@ -68,15 +62,15 @@ def train_differently(sae, activations, steps, batch_size, lr, l1_coeff, generat
 
 
 def test_a_correct_training_loop_written_differently_passes():
-    assert check_publicly("train_sae", train_differently) == "correct on all 3 cases"
+    assert check_publicly(LAB, "train_sae", train_differently) == "correct on all 3 cases"
 
 
 def test_returning_nothing_or_an_untrained_sae_fails_with_a_reason():
     def forgets_to_return(sae, *args):
         SOLUTION["train_sae"](sae, *args)
 
-    assert "did you forget to `return sae`?" in check_publicly("train_sae", forgets_to_return)
-    assert "did not change" in check_publicly("train_sae", lambda sae, *args: sae)
+    assert "did you forget to `return sae`?" in check_publicly(LAB, "train_sae", forgets_to_return)
+    assert "did not change" in check_publicly(LAB, "train_sae", lambda sae, *args: sae)
 
 
 @pytest.mark.parametrize("k, l1_coeff", [(None, 0.3), (4, 0.0)], ids=["L1", "TopK"])
@@ -291,14 +285,14 @@ def test_mistakes_without_a_mutant_still_get_a_pointed_hint():
     """The judge's own diagnoses, on this lab's public cases: a count for a fraction is a constant factor, and
     logits for log-probabilities are off by one constant per row (the log-normaliser)."""
     count = lambda z: (z > 0).float().sum(dim=0)  # noqa: E731
-    assert "30× the expected everywhere" in check_publicly("fire_frequencies", count)
+    assert "30× the expected everywhere" in check_publicly(LAB, "fire_frequencies", count)
 
     def steer_logits(model, tokens, hook_name, direction, coeff):
         hook = lambda a, hook: torch.cat([a[:, :1], a[:, 1:] + coeff * direction], dim=1)  # noqa: E731
         with torch.no_grad():
             return model.run_with_hooks(tokens, fwd_hooks=[(hook_name, hook)])
 
-    assert "each slice along the last axis is off by its own constant" in check_publicly("steer", steer_logits)
+    assert "each slice along the last axis is off by its own constant" in check_publicly(LAB, "steer", steer_logits)
 
 
 def test_the_reference_runs_stop_at_the_last_check():

@@ -16,7 +16,7 @@ from interplab.answers import AnswerError, load_cases
 from interplab.checker import RECORD_DIR_ENV, RECORD_INPUTS_ENV
 from interplab.exercises import PUBLIC_SEED, LabSpec, all_labs
 from interplab.grading.execute import run_notebook
-from interplab.judge import Verdict, judge
+from interplab.judge import Verdict, judge, nameable_mistakes
 from interplab.reference import PACKAGE_REFERENCES, PUBLIC, References
 
 
@@ -44,8 +44,8 @@ def check_notebook(path: Path) -> tuple[list[Verdict], str | None]:
             except AnswerError as exc:
                 verdicts.append(Verdict(ex.name, 0.0, str(exc)))
                 continue
-            verdicts.append(judge(ex, answer, refs.expected(ex.name), refs.mistakes(ex.name),
-                                  lambda ex=ex: ex.build_cases(PUBLIC_SEED)))
+            mistakes = nameable_mistakes(ex, refs.mistakes(ex.name), verdicts)
+            verdicts.append(judge(ex, answer, refs.expected(ex.name), mistakes, lambda ex=ex: ex.build_cases(PUBLIC_SEED)))
     return verdicts, run.problem
 
 

@@ -45,7 +45,7 @@ from interplab.exercises import LabSpec, get_lab
 from interplab.grading.execute import run_notebook
 from interplab.grading.sanitize import clean_cells, clean_output
 from interplab.grading.sandbox import FIRST_UID, Limits, Sandbox, claim_uid, kill_user
-from interplab.judge import COPIED, STRONG, Verdict, copy_evidence, judge
+from interplab.judge import COPIED, STRONG, Verdict, copy_evidence, judge, nameable_mistakes
 from interplab.reference import HIDDEN, PACKAGE_REFERENCES, PUBLIC, MissingReferences, References
 
 
@@ -77,11 +77,8 @@ def verdicts_for(spec: LabSpec, refs: References, record_dir: Path, problem: str
         if ex.name in copied:
             verdicts.append(Verdict(ex.name, 0.0, COPIED))
             continue
-        # An exercise that calls a wrong one is not told its own known mistakes: its answer is off by the callee's
-        # error, and may then equal one of them by chance (with_dependency_notes says which to fix first).
-        inherits = any(v.exercise in ex.uses and not v.passed for v in verdicts)
         try:
-            verdict = judge(ex, answer, refs.expected(ex.name), () if inherits else refs.mistakes(ex.name),
+            verdict = judge(ex, answer, refs.expected(ex.name), nameable_mistakes(ex, refs.mistakes(ex.name), verdicts),
                             lambda ex=ex: refs.cases(ex.name), show_values=refs.inputs != HIDDEN)
         except MissingReferences:
             raise  # the instructor's problem, not the student's: stop loudly
